@@ -1,0 +1,12 @@
+# Every dependency comes from a Debian package found through pkg-config (scripts/setup installs them).
+find_package(PkgConfig REQUIRED)
+find_package(Threads REQUIRED)
+pkg_check_modules(OPENSSL  REQUIRED IMPORTED_TARGET openssl>=3.0)
+pkg_check_modules(PLIST    REQUIRED IMPORTED_TARGET libplist-2.0)
+pkg_check_modules(LIBZIP   REQUIRED IMPORTED_TARGET libzip)
+pkg_check_modules(JSONC    REQUIRED IMPORTED_TARGET json-c)
+pkg_check_modules(CURL     REQUIRED IMPORTED_TARGET libcurl)
+pkg_check_modules(SQLITE   REQUIRED IMPORTED_TARGET sqlite3)
+if(SYSEXT_TESTS)
+  pkg_check_modules(CRITERION REQUIRED IMPORTED_TARGET criterion)
+endif()

@@ -1,0 +1,11 @@
+# Warnings are errors everywhere; sanitizers are one switch.
+add_compile_options(-Wall -Wextra -Werror -Wvla -Wshadow -Wformat=2 -Wno-unused-parameter
+                    -Wstrict-prototypes -Wmissing-prototypes -Wimplicit-fallthrough
+                    -fno-strict-aliasing)
+add_compile_definitions(_GNU_SOURCE)
+
+if(SYSEXT_SANITIZE)
+  set(_san -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer)
+  add_compile_options(${_san})
+  add_link_options(-fsanitize=address,undefined)
+endif()

@@ -1,0 +1,9 @@
+/* The umbrella header: everything libsysext offers. */
+#ifndef SYSEXT_SYSEXT_H
+#define SYSEXT_SYSEXT_H
+
+#include "sysext/common.h"
+#include "sysext/errors.h"
+#include "sysext/version.h"
+
+#endif
