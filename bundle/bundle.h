@@ -1,0 +1,53 @@
+/* The bundle model shared by build, validate, sign, verify and the daemon.
+ *
+ * Layouts (Apple's):
+ *   .app              App.app/Contents/{Info.plist, MacOS/<exe>, Resources/, Library/SystemExtensions/}
+ *   .systemextension  X.systemextension/Contents/{Info.plist, MacOS/<exe>, Resources/}
+ *   .dext             X.dext/{Info.plist, <exe>}            (flat: no Contents/)
+ */
+#ifndef SX_BUNDLE_H
+#define SX_BUNDLE_H
+
+#include <plist/plist.h>
+#include <stdbool.h>
+
+typedef enum sx_bundle_kind {
+    SX_BUNDLE_UNKNOWN = 0,
+    SX_BUNDLE_APP,
+    SX_BUNDLE_DEXT,
+    SX_BUNDLE_SYSEXT,
+} sx_bundle_kind;
+
+typedef struct sx_bundle {
+    char *path;          /* as given, without trailing '/' */
+    sx_bundle_kind kind; /* from the folder's extension */
+    bool flat;           /* .dext: no Contents/ folder */
+    char *contents;      /* path/Contents, or path when flat */
+    char *info_path;     /* contents/Info.plist */
+    plist_t info;        /* parsed Info.plist (owned) */
+    const char *identifier;    /* CFBundleIdentifier, borrowed from info; NULL if absent */
+    const char *executable;    /* CFBundleExecutable, borrowed; NULL if absent */
+    const char *version;       /* CFBundleVersion, borrowed; NULL if absent */
+    const char *short_version; /* CFBundleShortVersionString, borrowed; NULL if absent */
+    char *exe_path;      /* contents/MacOS/<exe>, or path/<exe> when flat; NULL if no executable key */
+    char *exe_relpath;   /* the same relative to `path`, e.g. "Contents/MacOS/App" */
+} sx_bundle;
+
+/* Size limit for any Info.plist we read. */
+#define SX_INFO_PLIST_MAX (4u << 20)
+
+sx_bundle_kind sx_bundle_kind_from_path(const char *path);
+const char *sx_bundle_kind_name(sx_bundle_kind kind); /* "app", "dext", "sysext" */
+const char *sx_bundle_kind_extension(sx_bundle_kind kind); /* ".app", ".dext", ".systemextension" */
+
+/* Open a bundle: find its layout from the extension and parse its Info.plist (XML or binary).
+ * Does not validate beyond what it needs; SYSEXT_ENOTFOUND / SYSEXT_EFORMAT with a message
+ * naming the file. */
+int sx_bundle_open(const char *path, sx_bundle **out);
+void sx_bundle_free(sx_bundle *b);
+
+/* Parse plist bytes (XML or binary), with a message naming `what` on failure. */
+int sx_plist_parse(const void *data, size_t len, const char *what, plist_t *out);
+int sx_plist_read_file(const char *path, size_t max, plist_t *out);
+
+#endif

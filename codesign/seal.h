@@ -1,0 +1,59 @@
+/* The resource seal, _CodeSignature/CodeResources (reference section 6): rules, files,
+ * files2 as codesign writes them for a deep or flat bundle, and its verification.
+ * Hashing reads each file once, computes every digest in that pass, and uses all cores. */
+#ifndef SX_CS_SEAL_H
+#define SX_CS_SEAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/buf.h"
+#include "util/report.h"
+
+/* Information about nested code, supplied by the signer/verifier (who can read signatures). */
+typedef struct sx_nested_info {
+    uint8_t cdhash[20];
+    char *requirement; /* designated requirement text; owned (free) */
+} sx_nested_info;
+
+/* Called for every true nested-code location (Frameworks, PlugIns, XPCServices, ...).
+ * `path` is the nested bundle or file, absolute. Return 0 and fill `out`, or an error. */
+typedef int (*sx_nested_fn)(const char *path, sx_nested_info *out, void *payload);
+
+typedef struct sx_seal_options {
+    const char *bundle_path;   /* the bundle root */
+    bool flat;                 /* resource base = bundle root (dext) vs Contents/ */
+    const char *main_exe_rel;  /* main executable relative to the resource base; excluded */
+    sx_nested_fn nested;       /* may be NULL: then nested code is an error */
+    void *nested_payload;
+    const char *cache_path;    /* --incremental: hash cache file, NULL = off */
+    unsigned threads;          /* 0 = number of online CPUs */
+} sx_seal_options;
+
+/* Compute the seal and return the CodeResources XML bytes (Apple's layout: sorted keys,
+ * tabs). Fails naming the file on I/O errors. */
+int sx_seal_build(const sx_seal_options *o, sx_buf *xml_out);
+
+/* Check the files under the bundle against a CodeResources plist: every sealed file present
+ * and unmodified (hash2, else hash), symlinks equal, nested code satisfying its recorded
+ * requirement (via o->nested, comparing requirements is the caller's job through `check`),
+ * and with `strict` no unsealed file and no symlink leaving the bundle. Every problem is
+ * added to `report` (codes: "file-modified", "file-missing", "file-added", "symlink-changed",
+ * "symlink-outside", "nested-invalid", "seal-malformed"). Returns 0 if the seal holds,
+ * SYSEXT_ESIGNATURE if it does not, SYSEXT_EFORMAT if the plist is malformed. */
+typedef int (*sx_nested_check_fn)(const char *path, const uint8_t cdhash[20],
+                                  const char *requirement, void *payload);
+int sx_seal_verify(const sx_seal_options *o, const uint8_t *xml, size_t len, bool strict,
+                   sx_nested_check_fn check, void *payload, sx_report *report);
+
+/* Parse a CodeResources plist (XML or binary) into a checked in-memory form; used by
+ * verify and by the fuzz target. */
+typedef struct sx_seal sx_seal;
+int sx_seal_parse(const uint8_t *data, size_t len, const char *what, sx_seal **out);
+void sx_seal_free(sx_seal *s);
+
+/* Hash one file with SHA-1 and SHA-256 in a single read. */
+int sx_hash_file_pair(const char *path, uint8_t sha1[20], uint8_t sha256[32], uint64_t *size);
+
+#endif
