@@ -908,8 +908,10 @@ static int unpack_source(zip_source_t *src, const rawsrc *raw, const char *what,
         u.za = zip_open_from_source(src, ZIP_RDONLY, &ze);
     }
     int r = 0;
-    if (!u.za)
+    if (!u.za) {
         r = open_error(what, &ze);
+        zip_source_free(src); /* the reference kept for libzip, which did not take it */
+    }
     zip_error_fini(&ze);
     if (r == 0)
         r = walk_cdir(&u, raw);
