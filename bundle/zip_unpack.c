@@ -484,60 +484,71 @@ static int check_all(unpack *u)
 
 /* ---- phase 2: extract into a private directory ---- */
 
-/* A cached fd of the directory that holds the previous entry. */
+/* The directories leading to the previous entry, as a stack of open fds: entries come sorted,
+ * so the next one shares most of its path and only the components that differ are opened.
+ * That keeps a deep archive linear instead of walking every path from the root. */
+#define DIRCACHE_MAX (SX_ZIP_NAME_MAX / 2 + 1)
 typedef struct dircache {
     int root;
-    int fd;
-    char *path;
+    size_t depth;                     /* components open */
+    char path[SX_ZIP_NAME_MAX + 1];   /* their path, '/'-separated */
+    size_t ends[DIRCACHE_MAX];        /* ends[i]: length of the path of the first i+1 */
+    int fds[DIRCACHE_MAX];            /* fds[i]: that directory */
 } dircache;
+
+static void dircache_init(dircache *dc, int root)
+{
+    dc->root = root;
+    dc->depth = 0;
+}
+
+static void dircache_pop(dircache *dc, size_t keep)
+{
+    while (dc->depth > keep)
+        close(dc->fds[--dc->depth]);
+}
 
 /* An fd for the parent directory of `name` (relative to the root), creating missing
  * directories; every component is opened with O_NOFOLLOW. Borrowed from the cache. */
 static int open_parent(dircache *dc, const char *name, const char *label, int *out)
 {
     const char *slash = strrchr(name, '/');
-    if (!slash) {
-        *out = dc->root;
-        return 0;
-    }
-    size_t plen = (size_t)(slash - name);
-    if (dc->path && strlen(dc->path) == plen && !strncmp(dc->path, name, plen)) {
-        *out = dc->fd;
-        return 0;
-    }
-    if (dc->fd >= 0)
-        close(dc->fd);
-    free(dc->path);
-    dc->fd = -1;
-    dc->path = strndup(name, plen);
-    if (!dc->path)
-        return sx_err(SYSEXT_ENOMEM, "out of memory");
-    int fd = dc->root;
-    const char *c = name;
-    while (c < slash) {
-        const char *e = strchr(c, '/');
+    size_t plen = slash ? (size_t)(slash - name) : 0;
+    if (plen > SX_ZIP_NAME_MAX)
+        return sx_err(SYSEXT_EUNSAFE, "%s: name too long", label);
+    /* Keep the cached components that are a prefix of the new parent. */
+    size_t keep = 0;
+    while (keep < dc->depth && dc->ends[keep] <= plen &&
+           (dc->ends[keep] == plen || name[dc->ends[keep]] == '/') &&
+           !memcmp(dc->path, name, dc->ends[keep]))
+        keep++;
+    dircache_pop(dc, keep);
+    size_t at = keep ? dc->ends[keep - 1] + 1 : 0;
+    while (at < plen + (plen > 0)) {
+        const char *c = name + at;
+        const char *e = memchr(c, '/', plen - at);
+        size_t n = e ? (size_t)(e - c) : plen - at;
         char comp[SX_ZIP_COMPONENT_MAX + 1];
-        size_t n = (size_t)(e - c);
+        if (n == 0 || n > SX_ZIP_COMPONENT_MAX || dc->depth >= DIRCACHE_MAX)
+            return sx_err(SYSEXT_EUNSAFE, "%s: bad path", label);
         memcpy(comp, c, n);
         comp[n] = '\0';
-        if (mkdirat(fd, comp, 0700) < 0 && errno != EEXIST) {
-            int en = errno;
-            if (fd != dc->root)
-                close(fd);
-            return sx_err_errno(sx_errno_code(en), en, "%s: mkdir", label);
-        }
+        int fd = dc->depth ? dc->fds[dc->depth - 1] : dc->root;
+        if (mkdirat(fd, comp, 0700) < 0 && errno != EEXIST)
+            return sx_err_errno(sx_errno_code(errno), errno, "%s: mkdir", label);
         int nfd = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        int en = errno;
-        if (fd != dc->root)
-            close(fd);
         if (nfd < 0)
-            return sx_err_errno(en == ELOOP || en == ENOTDIR ? SYSEXT_EUNSAFE : sx_errno_code(en),
-                                en, "%s: opening its directory", label);
-        fd = nfd;
-        c = e + 1;
+            return sx_err_errno(errno == ELOOP || errno == ENOTDIR ? SYSEXT_EUNSAFE
+                                                                   : sx_errno_code(errno),
+                                errno, "%s: opening its directory", label);
+        if (at)
+            dc->path[at - 1] = '/';
+        memcpy(dc->path + at, c, n);
+        dc->ends[dc->depth] = at + n;
+        dc->fds[dc->depth++] = nfd;
+        at += n + 1;
     }
-    dc->fd = fd;
-    *out = fd;
+    *out = dc->depth ? dc->fds[dc->depth - 1] : dc->root;
     return 0;
 }
 
@@ -580,14 +591,19 @@ static int extract_one(unpack *u, dircache *dc, const ent *e)
  * `relax` instead gives every directory owner rwx again, so a failed unpack can be removed. */
 static int set_dir_modes(unpack *u, int root, bool relax)
 {
-    for (size_t i = u->n; i-- > 0;) {
+    _sx_cleanup_free_ dircache *dc = malloc(sizeof(*dc));
+    if (!dc)
+        return sx_err(SYSEXT_ENOMEM, "out of memory");
+    dircache_init(dc, root);
+    int r = 0;
+    for (size_t i = u->n; r == 0 && i-- > 0;) {
         const ent *e = &u->v[i];
         if (e->type != S_IFDIR)
             continue;
         char label[LABEL_MAX];
         entry_label(label, sizeof(label), u->what, e->name);
-        dircache dc = {root, -1, NULL};
-        int pfd, r = open_parent(&dc, e->name, label, &pfd);
+        int pfd;
+        r = open_parent(dc, e->name, label, &pfd);
         if (r == 0) {
             const char *leaf = strrchr(e->name, '/');
             leaf = leaf ? leaf + 1 : e->name;
@@ -597,13 +613,9 @@ static int set_dir_modes(unpack *u, int root, bool relax)
             if (fd >= 0)
                 close(fd);
         }
-        if (dc.fd >= 0)
-            close(dc.fd);
-        free(dc.path);
-        if (r < 0)
-            return r;
     }
-    return 0;
+    dircache_pop(dc, 0);
+    return r;
 }
 
 static int top_items(const unpack *u, sx_zip_items *items)
@@ -674,13 +686,15 @@ static int extract_all(unpack *u, const char *dir, sx_zip_items *items)
         rmdir(tmp);
         return sx_err_errno(sx_errno_code(en), en, "%s", tmp);
     }
-    dircache dc = {root, -1, NULL};
-    int r = 0;
+    dircache *dc = malloc(sizeof(*dc));
+    int r = dc ? 0 : sx_err(SYSEXT_ENOMEM, "out of memory");
+    if (dc)
+        dircache_init(dc, root);
     for (size_t i = 0; i < u->n && r == 0; i++)
-        r = extract_one(u, &dc, &u->v[i]);
-    if (dc.fd >= 0)
-        close(dc.fd);
-    free(dc.path);
+        r = extract_one(u, dc, &u->v[i]);
+    if (dc)
+        dircache_pop(dc, 0);
+    free(dc);
     bool modes_set = false;
     if (r == 0 && (r = set_dir_modes(u, root, false)) == 0)
         modes_set = true;

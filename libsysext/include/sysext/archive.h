@@ -73,8 +73,9 @@ SYSEXT_API int sysext_pack(const char *bundle_path, const char *zip_path, unsign
  * them already exists in `dir` nothing is moved and SYSEXT_EEXISTS is returned. On any
  * failure the temporary directory is removed.
  *
- * Modes are restored from the permission bits only (never setuid/setgid/sticky);
- * directories always keep owner rwx. Timestamps are not restored.
+ * Modes are restored from the permission bits only (never setuid/setgid/sticky); a
+ * directory always gets at least owner r-x, so the tree can be walked. Entries without Unix
+ * attributes get 0644 (files) and 0755 (directories). Timestamps are not restored.
  *
  * @param limits NULL for the defaults; a field left 0 takes its default.
  * @return 0, or SYSEXT_EUNSAFE, SYSEXT_ELIMIT, SYSEXT_EFORMAT (see above), SYSEXT_EEXISTS,
