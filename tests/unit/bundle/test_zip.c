@@ -461,6 +461,34 @@ Test(bundle_zip, unpack_from_memory_reports_items_and_restores_safe_modes)
     cr_assert_eq(st.st_mode & 07777, 0644);
 }
 
+Test(bundle_zip, unpack_deep_and_sibling_paths)
+{
+    /* 300 levels, a file at each, plus siblings whose names share a prefix ("x" / "xy") */
+    static char names[300][700];
+    zent e[300 + 4];
+    size_t n = 0;
+    char path[700] = "B";
+    for (int i = 0; i < 300; i++) {
+        strncat(path, "/d", sizeof(path) - strlen(path) - 1);
+        snprintf(names[i], sizeof(names[i]), "%s/f", path);
+        e[n++] = (zent){names[i], 'f', "deep", 0, 0};
+    }
+    e[n++] = (zent){"B/x/y/f", 'f', "1", 0, 0};
+    e[n++] = (zent){"B/x/z/g", 'f', "2", 0, 0};
+    e[n++] = (zent){"B/xy/h", 'f', "3", 0, 0};
+    e[n++] = (zent){"B/x/y2/", 'd', NULL, 0, 0700};
+    make_zip("deep.zip", e, n);
+    _sx_cleanup_free_ char *z = P("deep.zip"), *out = P("deep");
+    cr_assert_eq(sysext_unpack(z, out, NULL), 0, "%s", sx_errmsg());
+    /* out, B, 300 x (d, f), x, x/y, f, x/z, g, xy, h, x/y2 */
+    cr_assert_eq(count_tree(out), 1 + 1 + 300 * 2 + 8);
+    char deepest[1024];
+    snprintf(deepest, sizeof(deepest), "%s/%s", out, names[299]);
+    cr_assert(sx_path_exists(deepest));
+    _sx_cleanup_free_ char *h = P("deep/B/xy/h"), *g = P("deep/B/x/z/g"), *y2 = P("deep/B/x/y2");
+    cr_assert(sx_path_exists(h) && sx_path_exists(g) && sx_is_dir(y2));
+}
+
 /* ---- hostile archives ---- */
 
 Test(bundle_zip, refuses_absolute_path)
