@@ -657,6 +657,84 @@ Test(bundle_zip, refuses_not_a_zip_and_truncated)
     free(d);
 }
 
+Test(bundle_zip, refuses_encrypted_and_unsupported_methods)
+{
+    if (zip_encryption_method_supported(ZIP_EM_AES_256, 1)) {
+        _sx_cleanup_free_ char *path = P("enc.zip");
+        int err;
+        zip_t *za = zip_open(path, ZIP_CREATE | ZIP_TRUNCATE, &err);
+        zip_source_t *src = zip_source_buffer(za, "secret", 6, 0);
+        zip_int64_t idx = zip_file_add(za, "B/secret", src, 0);
+        cr_assert_geq(idx, 0);
+        cr_assert_eq(zip_file_set_encryption(za, (zip_uint64_t)idx, ZIP_EM_AES_256, "pw"), 0);
+        cr_assert_eq(zip_close(za), 0);
+        expect_refused("enc.zip", NULL, SYSEXT_EFORMAT, "entry 'B/secret': encrypted entries");
+    }
+    if (zip_compression_method_supported(ZIP_CM_BZIP2, 1)) {
+        _sx_cleanup_free_ char *path = P("bz.zip");
+        int err;
+        zip_t *za = zip_open(path, ZIP_CREATE | ZIP_TRUNCATE, &err);
+        zip_source_t *src = zip_source_buffer(za, "bzip2 data", 10, 0);
+        zip_int64_t idx = zip_file_add(za, "B/bz", src, 0);
+        cr_assert_geq(idx, 0);
+        cr_assert_eq(zip_set_file_compression(za, (zip_uint64_t)idx, ZIP_CM_BZIP2, 0), 0);
+        cr_assert_eq(zip_close(za), 0);
+        expect_refused("bz.zip", NULL, SYSEXT_EFORMAT, "entry 'B/bz': compression method 12");
+    }
+}
+
+/* Rewrite a small zip's end record as zip64 (the form archives over 65535 entries or 4 GiB
+ * take), to walk our central directory reader's zip64 path. */
+static void make_zip64_end(const char *rel)
+{
+    size_t len;
+    uint8_t *d = slurp(rel, &len);
+    uint8_t *eocd = d + len - 22;
+    cr_assert_eq(rd32(eocd), 0x06054b50u);
+    uint64_t n = eocd[10] | eocd[11] << 8, cd_size = rd32(eocd + 12), cd_off = rd32(eocd + 16);
+    cr_assert_eq(cd_off + cd_size, len - 22, "no gap before the end record");
+    size_t nlen = len - 22 + 56 + 20 + 22;
+    uint8_t *o = calloc(1, nlen), *p = o + len - 22;
+    memcpy(o, d, len - 22);
+    wr32(p, 0x06064b50u);
+    p[4] = 44;                        /* size of the rest of the record (u64) */
+    p[12] = 45, p[14] = 45;           /* version made by / needed */
+    for (int i = 0; i < 8; i++) {
+        p[24 + i] = (uint8_t)(n >> (8 * i));
+        p[32 + i] = (uint8_t)(n >> (8 * i));
+        p[40 + i] = (uint8_t)(cd_size >> (8 * i));
+        p[48 + i] = (uint8_t)(cd_off >> (8 * i));
+    }
+    p += 56;
+    wr32(p, 0x07064b50u);
+    uint64_t z64 = len - 22;
+    for (int i = 0; i < 8; i++)
+        p[8 + i] = (uint8_t)(z64 >> (8 * i));
+    wr32(p + 16, 1);
+    p += 20;
+    memcpy(p, eocd, 22);
+    p[10] = p[11] = p[8] = p[9] = 0xff;
+    wr32(p + 12, 0xffffffffu);
+    wr32(p + 16, 0xffffffffu);
+    spit(rel, o, nlen);
+    free(o);
+    free(d);
+}
+
+Test(bundle_zip, zip64_end_record)
+{
+    make_zip("z64.zip", (zent[]){{"B/", 'd', NULL, 0, 0}, {"B/f", 'f', "zip64", 0, 0}}, 2);
+    make_zip64_end("z64.zip");
+    _sx_cleanup_free_ char *z = P("z64.zip"), *out = P("z64"), *f = P("z64/B/f");
+    cr_assert_eq(sysext_unpack(z, out, NULL), 0, "%s", sx_errmsg());
+    cr_assert(sx_path_exists(f));
+    /* and the NUL check still sees the names through the zip64 path */
+    make_zip("z64nul.zip", (zent[]){{"B/aQb", 'f', "x", 0, 0}}, 1);
+    patch_bytes("z64nul.zip", "aQb", "a\0b", 3);
+    make_zip64_end("z64nul.zip");
+    expect_refused("z64nul.zip", NULL, SYSEXT_EUNSAFE, "NUL byte in the name");
+}
+
 /* ---- the CLI ---- */
 
 Test(bundle_zip, cli_exit_codes)
