@@ -588,7 +588,8 @@ static int extract_one(unpack *u, dircache *dc, const ent *e)
 }
 
 /* Directory modes last, deepest first, so a read-only directory does not block its children.
- * `relax` instead gives every directory owner rwx again, so a failed unpack can be removed. */
+ * `relax` instead gives every directory owner rwx again, so a failed unpack can be removed; it
+ * goes on past errors (a directory may not have been made yet). */
 static int set_dir_modes(unpack *u, int root, bool relax)
 {
     _sx_cleanup_free_ dircache *dc = malloc(sizeof(*dc));
@@ -596,7 +597,7 @@ static int set_dir_modes(unpack *u, int root, bool relax)
         return sx_err(SYSEXT_ENOMEM, "out of memory");
     dircache_init(dc, root);
     int r = 0;
-    for (size_t i = u->n; r == 0 && i-- > 0;) {
+    for (size_t i = u->n; (r == 0 || relax) && i-- > 0;) {
         const ent *e = &u->v[i];
         if (e->type != S_IFDIR)
             continue;
@@ -695,27 +696,27 @@ static int extract_all(unpack *u, const char *dir, sx_zip_items *items)
     if (dc)
         dircache_pop(dc, 0);
     free(dc);
-    bool modes_set = false;
-    if (r == 0 && (r = set_dir_modes(u, root, false)) == 0)
-        modes_set = true;
+    if (r == 0)
+        r = set_dir_modes(u, root, false);
     sx_zip_items it = {0};
     if (r == 0)
         r = top_items(u, &it);
     if (r == 0)
         r = move_items(&it, root, dir);
-    int saved = r;
-    char msg[1024];
-    if (r < 0)
-        snprintf(msg, sizeof(msg), "%s", sx_errmsg());
-    if (r < 0 && modes_set)
+    if (r < 0) {
+        /* Keep the message across the cleanup; give every directory owner rwx back first,
+         * or a read-only one would stop the removal. */
+        char *msg = strdup(sx_errmsg());
         (void)set_dir_modes(u, root, true);
+        close(root);
+        sx_rm_rf(tmp);
+        sx_err(r, "%s", msg ? msg : "out of memory");
+        free(msg);
+        sx_zip_items_free(&it);
+        return r;
+    }
     close(root);
     sx_rm_rf(tmp);
-    if (saved < 0) {
-        sx_err(saved, "%s", msg);
-        sx_zip_items_free(&it);
-        return saved;
-    }
     if (items)
         *items = it;
     else

@@ -424,7 +424,11 @@ Test(bundle_zip, pack_store_flag_and_bad_inputs)
 Test(bundle_zip, unpack_refuses_existing_item_and_moves_nothing)
 {
     make_bundle("src/Demo.app");
-    make_zip("two.zip", (zent[]){{"Aaa/x", 'f', "1", 0, 0}, {"Zzz/y", 'f', "2", 0, 0}}, 2);
+    /* Aaa/ro is read-only once extracted: the cleanup must still remove it */
+    make_zip("two.zip",
+             (zent[]){{"Aaa/x", 'f', "1", 0, 0}, {"Aaa/ro/", 'd', NULL, 0, 0500},
+                      {"Aaa/ro/f", 'f', "3", 0, 0400}, {"Zzz/y", 'f', "2", 0, 0}},
+             4);
     mkd("w/out/Zzz", 0755);
     _sx_cleanup_free_ char *z = P("two.zip"), *out = P("w/out");
     cr_assert_eq(sysext_unpack(z, out, NULL), SYSEXT_EEXISTS);
