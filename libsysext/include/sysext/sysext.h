@@ -4,6 +4,7 @@
 
 #include "sysext/common.h"
 #include "sysext/errors.h"
+#include "sysext/archive.h"
 #include "sysext/version.h"
 
 #endif
