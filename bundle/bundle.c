@@ -1,7 +1,9 @@
 /* Opening a bundle: its kind, layout and parsed Info.plist. */
 #include "util/common.h"
 #include "bundle/bundle.h"
+#include "sysext/bundle.h"
 #include "util/fs.h"
+#include "util/reader.h"
 
 #include <sys/stat.h>
 
@@ -174,4 +176,122 @@ int sx_bundle_open(const char *path, sx_bundle **out)
 fail:
     sx_bundle_free(b);
     return r;
+}
+
+int sx_bundle_read_entitlements(const char *contents, plist_t *out)
+{
+    _sx_cleanup_free_ char *file = sx_path_join(contents, "_CodeSignature/CodeEntitlements");
+    if (!file)
+        return sx_err(SYSEXT_ENOMEM, "out of memory");
+    *out = NULL;
+    if (!sx_path_exists(file))
+        return 0;
+    uint8_t *data = NULL;
+    size_t len = 0;
+    int r = sx_read_file(file, SX_ENTITLEMENTS_MAX, &data, &len);
+    if (r < 0)
+        return r;
+    sx_reader rd;
+    sx_reader_init(&rd, data, len, file);
+    uint32_t magic = 0, blen = 0;
+    const uint8_t *xml = NULL;
+    if ((r = sx_rd_u32be(&rd, &magic)) < 0 || (r = sx_rd_u32be(&rd, &blen)) < 0)
+        goto out;
+    if (magic != SX_ENTITLEMENTS_MAGIC) {
+        r = sx_err(SYSEXT_EFORMAT, "%s: magic 0x%08x at offset 0, expected 0x%08x", file, magic,
+                   SX_ENTITLEMENTS_MAGIC);
+        goto out;
+    }
+    if (blen < 8 || blen > len) {
+        r = sx_err(SYSEXT_EFORMAT, "%s: blob length %u at offset 4 is outside 8..%zu", file, blen,
+                   len);
+        goto out;
+    }
+    if ((r = sx_rd_bytes(&rd, blen - 8, &xml)) < 0)
+        goto out;
+    r = sx_plist_parse(xml, blen - 8, file, out);
+    if (r == 0 && plist_get_node_type(*out) != PLIST_DICT) {
+        r = sx_err(SYSEXT_EFORMAT, "%s: expected a dictionary, got %s", file,
+                   sx_plist_type_name(*out));
+        plist_free(*out);
+        *out = NULL;
+    }
+out:
+    free(data);
+    return r;
+}
+
+/* --- the public handle --------------------------------------------------------------------- */
+
+_Static_assert((int)SYSEXT_BUNDLE_APP == (int)SX_BUNDLE_APP &&
+                   (int)SYSEXT_BUNDLE_DEXT == (int)SX_BUNDLE_DEXT &&
+                   (int)SYSEXT_BUNDLE_SYSEXT == (int)SX_BUNDLE_SYSEXT,
+               "public and internal bundle kinds agree");
+
+struct sysext_bundle {
+    sx_bundle *b;
+};
+
+const char *sysext_bundle_kind_name(sysext_bundle_kind kind)
+{
+    return sx_bundle_kind_name((sx_bundle_kind)kind);
+}
+
+sysext_bundle_kind sysext_bundle_kind_parse(const char *name)
+{
+    return (sysext_bundle_kind)sx_bundle_kind_parse(name);
+}
+
+int sysext_bundle_open(sysext_bundle **out, const char *path)
+{
+    SX_ASSERT_ARG(out);
+    SX_ASSERT_ARG(path);
+    sysext_bundle *h = calloc(1, sizeof(*h));
+    if (!h)
+        return sx_err(SYSEXT_ENOMEM, "out of memory");
+    int r = sx_bundle_open(path, &h->b);
+    if (r < 0) {
+        free(h);
+        return r;
+    }
+    *out = h;
+    return 0;
+}
+
+void sysext_bundle_free(sysext_bundle *h)
+{
+    if (!h)
+        return;
+    sx_bundle_free(h->b);
+    free(h);
+}
+
+sysext_bundle_kind sysext_bundle_get_kind(const sysext_bundle *h)
+{
+    return h ? (sysext_bundle_kind)h->b->kind : SYSEXT_BUNDLE_UNKNOWN;
+}
+
+const char *sysext_bundle_path(const sysext_bundle *h)
+{
+    return h ? h->b->path : NULL;
+}
+
+const char *sysext_bundle_identifier(const sysext_bundle *h)
+{
+    return h ? h->b->identifier : NULL;
+}
+
+const char *sysext_bundle_version(const sysext_bundle *h)
+{
+    return h ? h->b->version : NULL;
+}
+
+const char *sysext_bundle_short_version(const sysext_bundle *h)
+{
+    return h ? h->b->short_version : NULL;
+}
+
+const char *sysext_bundle_executable_path(const sysext_bundle *h)
+{
+    return h ? h->b->exe_path : NULL;
 }

@@ -48,6 +48,17 @@ void sx_bundle_free(sx_bundle *b);
 /* Where a bundle of `kind` at `path` keeps Info.plist: *contents = path/Contents, or path for a
  * flat .dext (a .dext with only Contents/Info.plist is taken as deep). */
 int sx_bundle_layout(const char *path, sx_bundle_kind kind, bool *flat, char **contents);
+/* Read contents/_CodeSignature/CodeEntitlements (an 8-byte header: magic 0xfade7171 and the
+ * big-endian length of the whole blob, then an XML plist), bounded. *out is NULL when the file
+ * does not exist (unsigned bundle); SYSEXT_EFORMAT naming the file and offset when malformed. */
+int sx_bundle_read_entitlements(const char *contents, plist_t *out);
+#define SX_ENTITLEMENTS_MAX (1u << 20)
+#define SX_ENTITLEMENTS_MAGIC 0xfade7171u
+
+/* Describe a bundle (kind, identity, executable, personalities, embedded extensions) as JSON;
+ * *out is a new reference. The same document `sysextctl inspect --json` prints. */
+struct json_object;
+int sx_bundle_inspect_json(const char *path, struct json_object **out);
 
 /* Parse plist bytes (XML or binary), with a message naming `what` on failure. */
 int sx_plist_parse(const void *data, size_t len, const char *what, plist_t *out);
