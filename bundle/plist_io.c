@@ -2,6 +2,7 @@
 #include "util/common.h"
 #include "bundle/bundle.h"
 #include "util/fs.h"
+#include "util/reader.h"
 
 #include <ctype.h>
 
@@ -44,6 +45,94 @@ static int xml_depth_ok(const char *s, size_t len, const char *what)
     return 0;
 }
 
+static int rd_be(sx_reader *r, unsigned n, uint64_t *out)
+{
+    uint64_t v = 0;
+    for (unsigned i = 0; i < n; i++) {
+        uint8_t b;
+        int e = sx_rd_u8(r, &b);
+        if (e < 0)
+            return e;
+        v = v << 8 | b;
+    }
+    *out = v;
+    return 0;
+}
+
+/* libplist 2.2 asserts (aborts) when a dictionary key holding a NUL byte is read back, and a
+ * binary plist can carry one in an ASCII (0x5_) or UTF-16 (0x6_) string object. Walk the object
+ * table first and refuse any string with a NUL; a structure we cannot walk is refused too.
+ * (The XML parser already refuses NULs, raw or as character references.) */
+static int bplist_strings_ok(const uint8_t *data, size_t len, const char *what)
+{
+    sx_reader r;
+    uint64_t nobj = 0, top = 0, table = 0, off = 0, count = 0;
+    uint8_t offsz = 0, refsz = 0;
+    if (len < 8 + 32)
+        return sx_err(SYSEXT_EFORMAT, "%s: binary property list of %zu bytes is truncated", what,
+                      len);
+    sx_reader_init(&r, data, len, what);
+    int e = sx_rd_seek(&r, len - 32 + 6);
+    if (e == 0)
+        e = sx_rd_u8(&r, &offsz);
+    if (e == 0)
+        e = sx_rd_u8(&r, &refsz);
+    if (e == 0)
+        e = sx_rd_u64be(&r, &nobj);
+    if (e == 0)
+        e = sx_rd_u64be(&r, &top);
+    if (e == 0)
+        e = sx_rd_u64be(&r, &table);
+    if (e < 0)
+        return e;
+    size_t body = len - 32;
+    uint64_t tsize;
+    if (offsz < 1 || offsz > 8 || refsz < 1 || refsz > 8 || nobj == 0 || top >= nobj ||
+        table < 8 || SX_MUL_OVERFLOW(nobj, (uint64_t)offsz, &tsize) || table > body ||
+        tsize > body - table)
+        return sx_err(SYSEXT_EFORMAT, "%s: binary property list trailer at offset %zu is "
+                      "inconsistent", what, body);
+    for (uint64_t i = 0; i < nobj; i++) {
+        sx_reader_init(&r, data, body, what);
+        if ((e = sx_rd_seek(&r, (size_t)(table + i * offsz))) < 0 ||
+            (e = rd_be(&r, offsz, &off)) < 0)
+            return e;
+        uint8_t marker, im;
+        if (off < 8 || off >= body)
+            return sx_err(SYSEXT_EFORMAT, "%s: object %llu at offset %llu is outside the data",
+                          what, (unsigned long long)i, (unsigned long long)off);
+        if ((e = sx_rd_seek(&r, (size_t)off)) < 0 || (e = sx_rd_u8(&r, &marker)) < 0)
+            return e;
+        unsigned kind = marker >> 4;
+        if (kind != 0x5 && kind != 0x6)
+            continue;
+        count = marker & 0xf;
+        if (count == 0xf) {
+            if ((e = sx_rd_u8(&r, &im)) < 0)
+                return e;
+            if ((im >> 4) != 0x1 || (im & 0xf) > 3)
+                return sx_err(SYSEXT_EFORMAT, "%s: string at offset %llu has a bad length "
+                              "marker 0x%02x", what, (unsigned long long)off, im);
+            if ((e = rd_be(&r, 1u << (im & 0xf), &count)) < 0)
+                return e;
+        }
+        uint64_t bytes = kind == 0x6 ? count * 2 : count;
+        const uint8_t *p;
+        if (count > body || bytes > sx_reader_left(&r))
+            return sx_err(SYSEXT_EFORMAT, "%s: string at offset %llu runs past the data", what,
+                          (unsigned long long)off);
+        if ((e = sx_rd_bytes(&r, (size_t)bytes, &p)) < 0)
+            return e;
+        for (uint64_t k = 0; k < count; k++) {
+            bool nul = kind == 0x5 ? p[k] == 0 : (p[2 * k] == 0 && p[2 * k + 1] == 0);
+            if (nul)
+                return sx_err(SYSEXT_EFORMAT, "%s: string at offset %llu holds a NUL character",
+                              what, (unsigned long long)off);
+        }
+    }
+    return 0;
+}
+
 int sx_plist_parse(const void *data, size_t len, const char *what, plist_t *out)
 {
     plist_t p = NULL;
@@ -55,6 +144,9 @@ int sx_plist_parse(const void *data, size_t len, const char *what, plist_t *out)
     if (len > UINT32_MAX)
         return sx_err(SYSEXT_ELIMIT, "%s: %zu bytes is too large for a property list", what, len);
     if (len >= 8 && !memcmp(data, "bplist00", 8)) {
+        int r = bplist_strings_ok(data, len, what);
+        if (r < 0)
+            return r;
         plist_from_bin(data, (uint32_t)len, &p);
         if (!p)
             return sx_err(SYSEXT_EFORMAT, "%s: malformed binary property list", what);

@@ -29,7 +29,8 @@ Test(bundle_plist, malformed_names_the_file)
     cr_assert_not_null(strstr(sx_errmsg(), "NUL byte at offset 7"), "%s", sx_errmsg());
     cr_assert_eq(sx_plist_parse("bplist00garbage-garbage-garbage-garbage", 39, "b", &p),
                  SYSEXT_EFORMAT);
-    cr_assert_not_null(strstr(sx_errmsg(), "b: malformed binary property list"));
+    cr_assert_not_null(strstr(sx_errmsg(), "b: binary property list of 39 bytes is truncated"),
+                       "%s", sx_errmsg());
 }
 
 Test(bundle_plist, size_limit)
@@ -264,4 +265,43 @@ Test(bundle_plist, entitlement_catalogue)
     sx_report_free(&rep);
     plist_free(e);
     sx_ent_catalog_free(c);
+}
+
+/* Found by fuzz_bundle_infoplist: libplist 2.2 aborts (assertion in plist_get_key_val) when a
+ * binary plist's dictionary key holds a NUL byte and the key is read back. */
+Test(bundle_plist, bplist_string_with_nul_refused)
+{
+    plist_t p = NULL;
+    cr_assert_eq(sx_plist_read_file(SYSEXT_SOURCE_DIR "/fuzz/corpus/fuzz_bundle_infoplist/"
+                                                      "crash-bplist-key-with-nul-asserts-in-"
+                                                      "libplist.bplist",
+                                    1 << 20, &p),
+                 SYSEXT_EFORMAT);
+    cr_assert_not_null(strstr(sx_errmsg(), "holds a NUL character"), "%s", sx_errmsg());
+    /* The same shape built by hand: {"a\0b": "x"} as bplist00. */
+    static const uint8_t bp[] = {
+        'b', 'p', 'l', 'i', 's', 't', '0', '0',
+        0xd1, 0x01, 0x02,          /* obj0 @8: dict, 1 entry, key ref 1, value ref 2 */
+        0x53, 'a', 0x00, 'b',      /* obj1 @11: ASCII string of 3 */
+        0x51, 'x',                 /* obj2 @15: ASCII string of 1 */
+        0x08, 0x0b, 0x0f,          /* offset table @17 */
+        0, 0, 0, 0, 0, 0, 1, 1,    /* trailer: offset size 1, ref size 1 */
+        0, 0, 0, 0, 0, 0, 0, 3,    /* 3 objects */
+        0, 0, 0, 0, 0, 0, 0, 0,    /* top object 0 */
+        0, 0, 0, 0, 0, 0, 0, 17,   /* offset table at 17 */
+    };
+    cr_assert_eq(sx_plist_parse(bp, sizeof(bp), "k", &p), SYSEXT_EFORMAT);
+    cr_assert_not_null(strstr(sx_errmsg(), "k: string at offset 11 holds a NUL character"), "%s",
+                       sx_errmsg());
+    /* Without the NUL it parses. */
+    uint8_t ok[sizeof(bp)];
+    memcpy(ok, bp, sizeof(bp));
+    ok[13] = 'z';
+    cr_assert_eq(sx_plist_parse(ok, sizeof(ok), "k", &p), 0, "%s", sx_errmsg());
+    cr_assert_not_null(plist_dict_get_item(p, "azb"));
+    plist_free(p);
+    /* A trailer pointing outside the data. */
+    ok[sizeof(ok) - 1] = 200;
+    cr_assert_eq(sx_plist_parse(ok, sizeof(ok), "k", &p), SYSEXT_EFORMAT);
+    cr_assert_not_null(strstr(sx_errmsg(), "trailer"), "%s", sx_errmsg());
 }
