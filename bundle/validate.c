@@ -192,9 +192,11 @@ static void validate_embedded(const char *contents, const char *prefix, bool fla
                           "Library/SystemExtensions");
             continue;
         }
-        if (!sx_is_dir(full)) {
+        struct stat st;
+        if (lstat(full, &st) < 0 || !S_ISDIR(st.st_mode)) {
+            /* A symlink could point anywhere outside the app: not followed. */
             sx_report_add(r, SX_SEV_ERROR, "embedded-not-a-bundle", rel, NULL,
-                          "an embedded extension must be a directory");
+                          "an embedded extension must be a directory (not a symlink or file)");
             continue;
         }
         *any = true;

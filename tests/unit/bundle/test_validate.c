@@ -267,6 +267,22 @@ Test(bundle_validate, embedded_unknown_kind)
     free(a);
 }
 
+Test(bundle_validate, embedded_symlink_not_followed)
+{
+    char *d = good_dext();
+    char *a = build(SYSEXT_BUNDLE_APP, "app.plist", "Test.app", NULL, 0);
+    char *dir = sx_path_join(a, "Contents/Library/SystemExtensions");
+    cr_assert_eq(sx_mkdir_p(dir, 0755), 0);
+    char *link = sx_path_join(dir, "com.example.test.driver.dext");
+    cr_assert_eq(symlink(d, link), 0);
+    CHECK_ONE(a, "embedded-not-a-bundle", NULL,
+              "Contents/Library/SystemExtensions/com.example.test.driver.dext");
+    free(link);
+    free(dir);
+    free(a);
+    free(d);
+}
+
 Test(bundle_validate, malformed_info_plist)
 {
     char *d = good_dext();
