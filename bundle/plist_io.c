@@ -59,6 +59,151 @@ static int rd_be(sx_reader *r, unsigned n, uint64_t *out)
     return 0;
 }
 
+struct bpl {
+    const uint8_t *data;
+    size_t body; /* bytes before the trailer */
+    uint64_t nobj, table;
+    uint8_t offsz, refsz;
+    const char *what;
+};
+
+/* A reader at object `i`, past its marker byte. */
+static int bpl_object(const struct bpl *b, uint64_t i, sx_reader *r, uint8_t *marker,
+                      uint64_t *off)
+{
+    int e;
+    sx_reader_init(r, b->data, b->body, b->what);
+    if ((e = sx_rd_seek(r, (size_t)(b->table + i * b->offsz))) < 0 ||
+        (e = rd_be(r, b->offsz, off)) < 0)
+        return e;
+    if (*off < 8 || *off >= b->body)
+        return sx_err(SYSEXT_EFORMAT, "%s: object %llu at offset %llu is outside the data",
+                      b->what, (unsigned long long)i, (unsigned long long)*off);
+    if ((e = sx_rd_seek(r, (size_t)*off)) < 0 || (e = sx_rd_u8(r, marker)) < 0)
+        return e;
+    return 0;
+}
+
+/* The element count of a string or container whose marker is `marker`. */
+static int bpl_count(const struct bpl *b, sx_reader *r, uint8_t marker, uint64_t off,
+                     uint64_t *count)
+{
+    uint8_t im;
+    int e;
+    *count = marker & 0xf;
+    if (*count != 0xf)
+        return 0;
+    if ((e = sx_rd_u8(r, &im)) < 0)
+        return e;
+    if ((im >> 4) != 0x1 || (im & 0xf) > 3)
+        return sx_err(SYSEXT_EFORMAT, "%s: object at offset %llu has a bad length marker 0x%02x",
+                      b->what, (unsigned long long)off, im);
+    return rd_be(r, 1u << (im & 0xf), count);
+}
+
+/* libplist 2.2 parses binary plists recursively, without a depth limit (a few hundred thousand
+ * nested arrays overflow the stack) and follows references into cycles. Walk the containers
+ * from the top object first, iteratively, each once, refusing cycles and deep nesting. */
+static int bpl_depth_ok(const struct bpl *b, uint64_t top)
+{
+    struct frame {
+        uint64_t obj, next, n; /* object, next child slot, child slots */
+        size_t refs;           /* offset of its first reference */
+        unsigned below;        /* levels of containers below it seen so far */
+    } stack[SX_PLIST_MAX_DEPTH];
+    /* Per object: 0 unseen, 1 on the stack, 2 done (depth[] then holds its depth). */
+    uint8_t *state = calloc((size_t)b->nobj, 2);
+    if (!state)
+        return sx_err(SYSEXT_ENOMEM, "%s: out of memory", b->what);
+    uint8_t *depth = state + b->nobj;
+    size_t sp = 0;
+    int e = 0;
+    uint64_t cur = top;
+    for (;;) {
+        /* Enter `cur`. */
+        sx_reader r;
+        uint8_t marker;
+        uint64_t off, count, slots = 0;
+        if ((e = bpl_object(b, cur, &r, &marker, &off)) < 0)
+            break;
+        unsigned kind = marker >> 4;
+        if (kind == 0xa || kind == 0xc || kind == 0xd) {
+            if ((e = bpl_count(b, &r, marker, off, &count)) < 0)
+                break;
+            slots = kind == 0xd ? count * 2 : count;
+            uint64_t bytes;
+            if (count > b->body || SX_MUL_OVERFLOW(slots, (uint64_t)b->refsz, &bytes) ||
+                bytes > sx_reader_left(&r)) {
+                e = sx_err(SYSEXT_EFORMAT, "%s: container at offset %llu runs past the data",
+                           b->what, (unsigned long long)off);
+                break;
+            }
+        }
+        if (slots == 0) {
+            state[cur] = 2;
+            depth[cur] = 0;
+            if (sp && stack[sp - 1].below < 1)
+                stack[sp - 1].below = 1;
+        } else {
+            if (sp == SX_PLIST_MAX_DEPTH) {
+                e = sx_err(SYSEXT_ELIMIT, "%s: containers nested deeper than %d levels at offset "
+                           "%llu", b->what, SX_PLIST_MAX_DEPTH, (unsigned long long)off);
+                break;
+            }
+            state[cur] = 1;
+            stack[sp++] = (struct frame){cur, 0, slots, r.pos, 0};
+        }
+        /* Find the next child to enter, finishing containers on the way up. */
+        bool entered = false;
+        while (sp && !entered) {
+            struct frame *f = &stack[sp - 1];
+            if (f->next == f->n) {
+                state[f->obj] = 2;
+                depth[f->obj] = (uint8_t)f->below;
+                unsigned d = f->below;
+                sp--;
+                if (sp && stack[sp - 1].below < d + 1)
+                    stack[sp - 1].below = d + 1;
+                continue;
+            }
+            sx_reader rr;
+            uint64_t child;
+            sx_reader_init(&rr, b->data, b->body, b->what);
+            if ((e = sx_rd_seek(&rr, f->refs + (size_t)(f->next * b->refsz))) < 0 ||
+                (e = rd_be(&rr, b->refsz, &child)) < 0)
+                break;
+            f->next++;
+            if (child >= b->nobj) {
+                e = sx_err(SYSEXT_EFORMAT, "%s: reference to object %llu of %llu", b->what,
+                           (unsigned long long)child, (unsigned long long)b->nobj);
+                break;
+            }
+            if (state[child] == 1) {
+                e = sx_err(SYSEXT_EFORMAT, "%s: object %llu contains itself", b->what,
+                           (unsigned long long)child);
+                break;
+            }
+            if (state[child] == 2) {
+                /* Shared and already measured: where we are plus its depth must fit. */
+                if (sp + depth[child] > SX_PLIST_MAX_DEPTH) {
+                    e = sx_err(SYSEXT_ELIMIT, "%s: containers nested deeper than %d levels",
+                               b->what, SX_PLIST_MAX_DEPTH);
+                    break;
+                }
+                if (f->below < (unsigned)depth[child] + 1)
+                    f->below = (unsigned)depth[child] + 1;
+                continue;
+            }
+            cur = child;
+            entered = true;
+        }
+        if (e < 0 || !entered)
+            break;
+    }
+    free(state);
+    return e;
+}
+
 /* libplist 2.2 asserts (aborts) when a dictionary key holding a NUL byte is read back, and a
  * binary plist can carry one in an ASCII (0x5_) or UTF-16 (0x6_) string object. Walk the object
  * table first and refuse any string with a NUL; a structure we cannot walk is refused too.
@@ -92,6 +237,9 @@ static int bplist_strings_ok(const uint8_t *data, size_t len, const char *what)
         tsize > body - table)
         return sx_err(SYSEXT_EFORMAT, "%s: binary property list trailer at offset %zu is "
                       "inconsistent", what, body);
+    struct bpl b = {data, body, nobj, table, offsz, refsz, what};
+    if ((e = bpl_depth_ok(&b, top)) < 0)
+        return e;
     for (uint64_t i = 0; i < nobj; i++) {
         sx_reader_init(&r, data, body, what);
         if ((e = sx_rd_seek(&r, (size_t)(table + i * offsz))) < 0 ||
