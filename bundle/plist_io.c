@@ -6,41 +6,91 @@
 
 #include <ctype.h>
 
-/* libplist 2.2 recurses once per nesting level in both parsers; a hostile file with a few
- * hundred thousand nested containers would exhaust the stack. No real Info.plist or
- * entitlements file nests deeper than a handful of levels. */
+/* No real Info.plist or entitlements file nests deeper than a handful of levels. */
 #define SX_PLIST_MAX_DEPTH 64
 
+static bool at(const char *s, size_t len, size_t i, const char *lit)
+{
+    size_t n = strlen(lit);
+    return i <= len && len - i >= n && !memcmp(s + i, lit, n);
+}
+
+/* Index just past the first `lit` at or after `from`, or `len`. */
+static size_t past(const char *s, size_t len, size_t from, const char *lit)
+{
+    size_t n = strlen(lit);
+    for (size_t i = from; i + n <= len; i++)
+        if (!memcmp(s + i, lit, n))
+            return i + n;
+    return len;
+}
+
+/* "<dict" or "<array" at i, not written as an empty element ("<dict/>"). Any such text counts,
+ * even inside comments or attributes: counting too many opens is only stricter. */
+static bool container_open(const char *s, size_t len, size_t i)
+{
+    size_t n = at(s, len, i, "<dict") ? 5 : at(s, len, i, "<array") ? 6 : 0;
+    if (!n)
+        return false;
+    size_t j = i + n;
+    while (j < len && isspace((unsigned char)s[j]))
+        j++;
+    return !at(s, len, j, "/>");
+}
+
+static bool container_close(const char *s, size_t len, size_t i)
+{
+    size_t n = at(s, len, i, "</dict") ? 6 : at(s, len, i, "</array") ? 7 : 0;
+    return n && i + n < len && (isspace((unsigned char)s[i + n]) || s[i + n] == '>');
+}
+
+/* libplist 2.2's XML parser and writer recurse once per nesting level (a plist nested a few
+ * hundred thousand levels deep crashes plist_to_xml, and the parser itself on a smaller
+ * stack), so nesting is measured before parsing. The count must never come out low: every
+ * opening tag counts, wherever it is, while a closing tag counts only outside comments,
+ * CDATA, processing instructions, declarations and quoted attribute values, as libplist
+ * reads them. */
 static int xml_depth_ok(const char *s, size_t len, const char *what)
 {
-    size_t depth = 0;
-    for (size_t i = 0; i + 1 < len; i++) {
-        if (s[i] != '<')
+    size_t depth = 0, i = 0;
+    while (i < len) {
+        if (s[i] != '<') {
+            i++;
             continue;
-        const char *t = s + i + 1;
-        size_t left = len - i - 1;
-        bool close = t[0] == '/';
-        if (close) {
-            t++;
-            left--;
         }
-        bool dict = left >= 4 && !memcmp(t, "dict", 4);
-        bool array = left >= 5 && !memcmp(t, "array", 5);
-        if (!dict && !array)
-            continue;
-        size_t nlen = dict ? 4 : 5;
-        /* "<dict/>" opens and closes at once. */
-        size_t j = nlen;
-        while (j < left && isspace((unsigned char)t[j]))
-            j++;
-        bool empty = j < left && t[j] == '/';
-        if (close) {
-            if (depth)
+        size_t end;
+        if (at(s, len, i, "<!--"))
+            end = past(s, len, i + 4, "-->");
+        else if (at(s, len, i, "<![CDATA["))
+            end = past(s, len, i + 9, "]]>");
+        else if (at(s, len, i, "<?"))
+            end = past(s, len, i + 2, "?>");
+        else if (at(s, len, i, "<!"))
+            end = past(s, len, i + 2, ">");
+        else {
+            char q = 0;
+            size_t j = i + 1;
+            for (; j < len; j++) {
+                if (q) {
+                    if (s[j] == q)
+                        q = 0;
+                } else if (s[j] == '"' || s[j] == '\'') {
+                    q = s[j];
+                } else if (s[j] == '>') {
+                    break;
+                }
+            }
+            end = j < len ? j + 1 : len;
+            if (container_close(s, len, i) && depth)
                 depth--;
-        } else if (!empty && ++depth > SX_PLIST_MAX_DEPTH) {
-            return sx_err(SYSEXT_ELIMIT, "%s: containers nested deeper than %d levels at byte %zu",
-                          what, SX_PLIST_MAX_DEPTH, i);
         }
+        for (size_t k = i; k < end; k++) {
+            if (s[k] == '<' && container_open(s, len, k) && ++depth > SX_PLIST_MAX_DEPTH)
+                return sx_err(SYSEXT_ELIMIT,
+                              "%s: containers nested deeper than %d levels at byte %zu", what,
+                              SX_PLIST_MAX_DEPTH, k);
+        }
+        i = end;
     }
     return 0;
 }

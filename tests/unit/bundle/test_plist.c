@@ -376,3 +376,32 @@ Test(bundle_plist, bplist_shared_subtrees)
     cr_assert_eq(plist_array_get_size(p), 3);
     plist_free(p);
 }
+
+/* The nesting count cannot be fooled by closing tags libplist does not see as closing tags. */
+Test(bundle_plist, xml_depth_not_fooled)
+{
+    static const char *const units[] = {
+        "<array><!-- </array> -->",
+        "<array><?pi </array> ?>",
+        "<array a=\"</array>\">",
+        "<dict x='</dict>'><key>k</key>",
+    };
+    for (size_t u = 0; u < SX_ARRAY_SIZE(units); u++) {
+        sx_buf b = SX_BUF_INIT;
+        sx_buf_puts(&b, "<plist>");
+        for (int i = 0; i < 100; i++)
+            sx_buf_puts(&b, units[u]);
+        sx_buf_puts(&b, "</plist>");
+        plist_t p = NULL;
+        cr_assert_eq(sx_plist_parse(b.data, b.len, "x", &p), SYSEXT_ELIMIT, "%s", units[u]);
+        sx_buf_free(&b);
+    }
+    /* Ordinary comments, attributes and empty elements are fine. */
+    const char ok[] = "<?xml version=\"1.0\"?><!DOCTYPE plist><plist version=\"1.0\"><dict>"
+                      "<!-- <array> </array> --><key>a</key><array/><key>b</key>"
+                      "<dict ></dict ><key>c</key><array><dict/></array></dict></plist>";
+    plist_t p = NULL;
+    cr_assert_eq(sx_plist_parse(ok, strlen(ok), "ok", &p), 0, "%s", sx_errmsg());
+    cr_assert_eq(plist_dict_get_size(p), 3);
+    plist_free(p);
+}
