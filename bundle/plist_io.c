@@ -254,11 +254,12 @@ static int bpl_depth_ok(const struct bpl *b, uint64_t top)
     return e;
 }
 
-/* libplist 2.2 asserts (aborts) when a dictionary key holding a NUL byte is read back, and a
- * binary plist can carry one in an ASCII (0x5_) or UTF-16 (0x6_) string object. Walk the object
- * table first and refuse any string with a NUL; a structure we cannot walk is refused too.
- * (The XML parser already refuses NULs, raw or as character references.) */
-static int bplist_strings_ok(const uint8_t *data, size_t len, const char *what)
+/* Check a binary plist before libplist 2.2 parses it: the trailer and offset table are
+ * consistent, the containers nest at most SX_PLIST_MAX_DEPTH deep without cycles (above), and
+ * no ASCII (0x5_) or UTF-16 (0x6_) string holds a NUL: libplist asserts (aborts) when a
+ * dictionary key with a NUL is read back. (Its XML parser refuses NULs, raw or as character
+ * references.) A structure we cannot walk is refused. */
+static int bplist_ok(const uint8_t *data, size_t len, const char *what)
 {
     sx_reader r;
     uint64_t nobj = 0, top = 0, table = 0, off = 0, count = 0;
@@ -291,29 +292,14 @@ static int bplist_strings_ok(const uint8_t *data, size_t len, const char *what)
     if ((e = bpl_depth_ok(&b, top)) < 0)
         return e;
     for (uint64_t i = 0; i < nobj; i++) {
-        sx_reader_init(&r, data, body, what);
-        if ((e = sx_rd_seek(&r, (size_t)(table + i * offsz))) < 0 ||
-            (e = rd_be(&r, offsz, &off)) < 0)
-            return e;
-        uint8_t marker, im;
-        if (off < 8 || off >= body)
-            return sx_err(SYSEXT_EFORMAT, "%s: object %llu at offset %llu is outside the data",
-                          what, (unsigned long long)i, (unsigned long long)off);
-        if ((e = sx_rd_seek(&r, (size_t)off)) < 0 || (e = sx_rd_u8(&r, &marker)) < 0)
+        uint8_t marker;
+        if ((e = bpl_object(&b, i, &r, &marker, &off)) < 0)
             return e;
         unsigned kind = marker >> 4;
         if (kind != 0x5 && kind != 0x6)
             continue;
-        count = marker & 0xf;
-        if (count == 0xf) {
-            if ((e = sx_rd_u8(&r, &im)) < 0)
-                return e;
-            if ((im >> 4) != 0x1 || (im & 0xf) > 3)
-                return sx_err(SYSEXT_EFORMAT, "%s: string at offset %llu has a bad length "
-                              "marker 0x%02x", what, (unsigned long long)off, im);
-            if ((e = rd_be(&r, 1u << (im & 0xf), &count)) < 0)
-                return e;
-        }
+        if ((e = bpl_count(&b, &r, marker, off, &count)) < 0)
+            return e;
         uint64_t bytes = kind == 0x6 ? count * 2 : count;
         const uint8_t *p;
         if (count > body || bytes > sx_reader_left(&r))
@@ -342,7 +328,7 @@ int sx_plist_parse(const void *data, size_t len, const char *what, plist_t *out)
     if (len > UINT32_MAX)
         return sx_err(SYSEXT_ELIMIT, "%s: %zu bytes is too large for a property list", what, len);
     if (len >= 8 && !memcmp(data, "bplist00", 8)) {
-        int r = bplist_strings_ok(data, len, what);
+        int r = bplist_ok(data, len, what);
         if (r < 0)
             return r;
         plist_from_bin(data, (uint32_t)len, &p);
