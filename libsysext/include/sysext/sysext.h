@@ -6,5 +6,6 @@
 #include "sysext/errors.h"
 #include "sysext/archive.h"
 #include "sysext/version.h"
+#include "sysext/bundle.h"
 
 #endif
