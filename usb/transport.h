@@ -50,6 +50,8 @@ struct sx_usb_transfer {
     uint8_t endpoint; /* bEndpointAddress (bit 7 = IN); 0 for control (direction from setup) */
     uint32_t flags;   /* SX_USB_XFER_* */
     uint32_t interval;
+    uint32_t timeout_ms; /* 0: none. On expiry the transfer is cancelled and completes with
+                          * SX_USB_TIMED_OUT (or its real result if that came first). */
     uint8_t setup[8]; /* control only: the SETUP packet as on the bus (little-endian fields) */
     uint8_t *buffer;  /* data stage / payload; control: exactly wLength bytes */
     uint32_t length;
@@ -76,6 +78,9 @@ typedef struct sx_usb_transport_ops {
     /* Do what is ready without blocking and run callbacks: 0, or the error that ended the
      * device (every pending transfer has then completed with SX_USB_NO_DEVICE). */
     int (*dispatch)(void *impl);
+    /* Milliseconds until dispatch must run even if the fd stays quiet (a transfer timeout),
+     * 0 if now, -1 if never: use it as the poll timeout. */
+    int (*next_timeout_ms)(void *impl);
 } sx_usb_transport_ops;
 
 typedef struct sx_usb_transport {

@@ -25,6 +25,8 @@ typedef struct pend {
     uint32_t dir;
     uint32_t req_len;
     bool unlinking;
+    bool timed_out;
+    uint64_t deadline; /* now_ms() value, 0 for none */
 } pend;
 
 /* One CMD_UNLINK waiting for its RET_UNLINK. */
@@ -42,6 +44,7 @@ struct sx_usbip_client {
     uint32_t next_seq;
     pend *table[BUCKETS];
     size_t npending;
+    size_t ntimed; /* pending transfers with a deadline not yet acted on */
     unlink_rec *unlinks;
     /* output */
     sx_buf out;
@@ -314,13 +317,18 @@ static uint32_t new_seq(sx_usbip_client *c)
     return s;
 }
 
-static void complete(pend *p, int32_t wire, uint32_t actual)
+static void complete(sx_usbip_client *c, pend *p, int32_t wire, uint32_t actual)
 {
     sx_usb_transfer *t = p->t;
+    bool timed_out = p->timed_out;
+    if (p->deadline && !p->timed_out)
+        c->ntimed--;
     free(p);
     t->priv = NULL;
     t->backend_status = wire;
     t->status = sx_usb_status_from_errno(wire);
+    if (timed_out && t->status == SX_USB_CANCELLED)
+        t->status = SX_USB_TIMED_OUT;
     t->actual_length = actual;
     if (t->status == SX_USB_COMPLETED && (t->flags & SX_USB_XFER_SHORT_NOT_OK) &&
         actual < t->length && (t->endpoint & 0x80))
@@ -335,14 +343,14 @@ static void fail_all(sx_usbip_client *c, int32_t wire)
     if (c->cur) { /* a RET_SUBMIT cut short */
         pend *p = c->cur;
         c->cur = NULL;
-        complete(p, wire, 0);
+        complete(c, p, wire, 0);
     }
     for (unsigned i = 0; i < BUCKETS; i++) {
         while (c->table[i]) {
             pend *p = c->table[i];
             c->table[i] = p->next;
             c->npending--;
-            complete(p, wire, 0);
+            complete(c, p, wire, 0);
         }
     }
     while (c->unlinks) {
@@ -458,6 +466,10 @@ int sx_usbip_client_submit(sx_usbip_client *c, sx_usb_transfer *t)
     p->seqnum = u.seqnum;
     p->dir = u.direction;
     p->req_len = t->length;
+    if (t->timeout_ms) {
+        p->deadline = now_ms() + t->timeout_ms;
+        c->ntimed++;
+    }
     p->next = *bucket(c, p->seqnum);
     *bucket(c, p->seqnum) = p;
     c->npending++;
@@ -466,6 +478,27 @@ int sx_usbip_client_submit(sx_usbip_client *c, sx_usb_transfer *t)
     t->actual_length = 0;
     /* A failed flush ends the device and completes this transfer through its callback. */
     flush(c);
+    return 0;
+}
+
+static int send_unlink(sx_usbip_client *c, pend *p)
+{
+    unlink_rec *u = calloc(1, sizeof(*u));
+    if (!u)
+        return sx_err(SYSEXT_ENOMEM, "out of memory for a USB/IP unlink");
+    sx_usbip_urb m = {.command = SX_USBIP_CMD_UNLINK, .seqnum = new_seq(c), .devid = c->devid,
+                      .direction = p->dir, .ep = p->t->endpoint & 0x0f,
+                      .unlink_seqnum = p->seqnum};
+    int r = sx_usbip_urb_encode(&c->out, &m, NULL, 0, NULL, false);
+    if (r < 0) {
+        free(u);
+        return r;
+    }
+    u->seqnum = m.seqnum;
+    u->target = p->seqnum;
+    u->next = c->unlinks;
+    c->unlinks = u;
+    p->unlinking = true;
     return 0;
 }
 
@@ -479,23 +512,48 @@ int sx_usbip_client_cancel(sx_usbip_client *c, sx_usb_transfer *t)
                       t->endpoint);
     if (p->unlinking)
         return 0;
-    unlink_rec *u = calloc(1, sizeof(*u));
-    if (!u)
-        return sx_err(SYSEXT_ENOMEM, "out of memory for a USB/IP unlink");
-    sx_usbip_urb m = {.command = SX_USBIP_CMD_UNLINK, .seqnum = new_seq(c), .devid = c->devid,
-                      .direction = p->dir, .ep = t->endpoint & 0x0f, .unlink_seqnum = p->seqnum};
-    int r = sx_usbip_urb_encode(&c->out, &m, NULL, 0, NULL, false);
-    if (r < 0) {
-        free(u);
+    int r = send_unlink(c, p);
+    if (r < 0)
         return r;
-    }
-    u->seqnum = m.seqnum;
-    u->target = p->seqnum;
-    u->next = c->unlinks;
-    c->unlinks = u;
-    p->unlinking = true;
     flush(c);
     return 0;
+}
+
+/* Unlink every transfer whose deadline passed; they complete as SX_USB_TIMED_OUT. */
+static int expire(sx_usbip_client *c)
+{
+    if (!c->ntimed)
+        return 0;
+    uint64_t now = now_ms();
+    for (unsigned i = 0; i < BUCKETS; i++) {
+        for (pend *p = c->table[i]; p; p = p->next) {
+            if (!p->deadline || p->timed_out || p->deadline > now)
+                continue;
+            p->timed_out = true;
+            c->ntimed--;
+            if (!p->unlinking) {
+                int r = send_unlink(c, p);
+                if (r < 0)
+                    return end_device(c, r, "USB/IP device %s: cancelling a timed-out transfer: %s",
+                                      c->dev.busid, sx_errmsg());
+            }
+        }
+    }
+    return 0;
+}
+
+int sx_usbip_client_next_timeout(const sx_usbip_client *c)
+{
+    if (c->gone || !c->ntimed)
+        return -1;
+    uint64_t now = now_ms(), best = UINT64_MAX;
+    for (unsigned i = 0; i < BUCKETS; i++)
+        for (const pend *p = c->table[i]; p; p = p->next)
+            if (p->deadline && !p->timed_out && p->deadline < best)
+                best = p->deadline;
+    if (best == UINT64_MAX)
+        return -1;
+    return best <= now ? 0 : (best - now > INT32_MAX ? INT32_MAX : (int)(best - now));
 }
 
 /* A RET_UNLINK: the URB it cancelled (if any) completes as cancelled. */
@@ -516,7 +574,7 @@ static int on_ret_unlink(sx_usbip_client *c, const sx_usbip_urb *h, uint64_t at)
         return 0; /* the URB completed first: its RET_SUBMIT came or is coming */
     pend *p = take(c, target);
     if (p) /* else its RET_SUBMIT came first: tolerated */
-        complete(p, h->status, 0);
+        complete(c, p, h->status, 0);
     return 0;
 }
 
@@ -561,7 +619,7 @@ static int on_header(sx_usbip_client *c)
         c->st = RX_DATA;
         return 0;
     }
-    complete(p, h.status, h.length);
+    complete(c, p, h.status, h.length);
     return 0;
 }
 
@@ -590,7 +648,7 @@ static int process(sx_usbip_client *c)
             pend *p = c->cur;
             c->cur = NULL;
             c->st = RX_HDR;
-            complete(p, c->cur_status, c->cur_len);
+            complete(c, p, c->cur_status, c->cur_len);
         }
     }
     if (c->rx_start == c->rx_end)
@@ -603,7 +661,9 @@ int sx_usbip_client_dispatch(sx_usbip_client *c)
     SX_ASSERT_ARG(c);
     if (c->gone)
         return sx_err(c->gone_code, "%s", c->why);
-    int r = flush(c);
+    int r = expire(c);
+    if (r == 0)
+        r = flush(c);
     /* Bounded so that one busy device cannot starve the rest of a poll loop. */
     for (int rounds = 0; r == 0 && rounds < 64; rounds++) {
         if ((r = process(c)) < 0)
@@ -646,7 +706,7 @@ int sx_usbip_client_dispatch(sx_usbip_client *c)
                 pend *p = c->cur;
                 c->cur = NULL;
                 c->st = RX_HDR;
-                complete(p, c->cur_status, c->cur_len);
+                complete(c, p, c->cur_status, c->cur_len);
             }
         } else {
             c->rx_end += (size_t)k;
@@ -666,11 +726,14 @@ int sx_usbip_client_run(sx_usbip_client *c, int timeout_ms)
     SX_ASSERT_ARG(c);
     if (c->gone)
         return sx_err(c->gone_code, "%s", c->why);
+    int next = sx_usbip_client_next_timeout(c);
+    if (next >= 0 && (timeout_ms < 0 || next < timeout_ms))
+        timeout_ms = next;
     struct pollfd pf = {.fd = c->fd, .events = sx_usbip_client_events(c)};
     int pr = poll(&pf, 1, timeout_ms);
     if (pr < 0 && errno != EINTR)
         return sx_err_errno(SYSEXT_EIO, errno, "poll");
-    if (pr <= 0)
+    if (pr <= 0 && !c->ntimed)
         return 0;
     return sx_usbip_client_dispatch(c);
 }
@@ -690,25 +753,20 @@ int sx_usbip_client_control(sx_usbip_client *c, uint8_t bm_request_type, uint8_t
     sx_usb_transfer t;
     sx_usb_fill_control(&t, bm_request_type, b_request, w_value, w_index, data, w_length,
                         sync_done, &done);
+    t.timeout_ms = timeout_ms > 0 ? (uint32_t)timeout_ms : 0;
     int r = sx_usbip_client_submit(c, &t);
     if (r < 0)
         return r;
-    uint64_t deadline = now_ms() + (uint64_t)(timeout_ms < 0 ? 3600000 : timeout_ms);
-    bool timed_out = false;
+    /* After the timeout the server gets 1 s to answer the unlink; one that does not is
+     * treated as gone, so this never hangs on a silent server. */
+    uint64_t hard = timeout_ms > 0 ? now_ms() + (uint64_t)timeout_ms + 1000 : 0;
     while (!done) {
-        int left = remaining_ms(deadline);
-        if (left == 0 && !timed_out) {
-            timed_out = true;
-            sx_usbip_client_cancel(c, &t);
-            deadline = now_ms() + 1000; /* for the server to answer the unlink */
-            continue;
-        }
-        if (left == 0 && timed_out) { /* no answer to the unlink either */
-            end_device(c, SYSEXT_ETIMEOUT,
-                       "USB/IP device %s: no answer to an unlink within 1 s", c->dev.busid);
+        if (hard && now_ms() >= hard) {
+            end_device(c, SYSEXT_ETIMEOUT, "USB/IP device %s: no answer to an unlink within 1 s",
+                       c->dev.busid);
             break;
         }
-        r = sx_usbip_client_run(c, left);
+        r = sx_usbip_client_run(c, hard ? remaining_ms(hard) : -1);
         if (r < 0 && !done)
             return r;
     }
@@ -718,7 +776,7 @@ int sx_usbip_client_control(sx_usbip_client *c, uint8_t bm_request_type, uint8_t
         *status = t.status;
     if (actual)
         *actual = t.actual_length;
-    if (timed_out && t.status == SX_USB_CANCELLED)
+    if (t.status == SX_USB_TIMED_OUT)
         return sx_err(SYSEXT_ETIMEOUT, "USB control request 0x%02x/0x%02x timed out after %d ms",
                       bm_request_type, b_request, timeout_ms);
     return 0;
@@ -803,6 +861,11 @@ static int tr_dispatch(void *impl)
     return sx_usbip_client_dispatch(impl);
 }
 
+static int tr_next_timeout(void *impl)
+{
+    return sx_usbip_client_next_timeout(impl);
+}
+
 static const sx_usb_transport_ops usbip_ops = {
     .name = "usbip",
     .submit = tr_submit,
@@ -810,6 +873,7 @@ static const sx_usb_transport_ops usbip_ops = {
     .fd = tr_fd,
     .events = tr_events,
     .dispatch = tr_dispatch,
+    .next_timeout_ms = tr_next_timeout,
 };
 
 void sx_usbip_client_transport(sx_usbip_client *c, sx_usb_transport *out)

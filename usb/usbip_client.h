@@ -58,7 +58,10 @@ short sx_usbip_client_events(const sx_usbip_client *c);
  * SYSEXT_EPROTO (the server broke the protocol), SYSEXT_ENOMEM. Once the device has
  * ended, every call returns that code again. */
 int sx_usbip_client_dispatch(sx_usbip_client *c);
-/* Wait up to timeout_ms (-1: forever) for the fd, then dispatch. */
+/* Milliseconds until a pending transfer times out (0: now, -1: no timeout pending). */
+int sx_usbip_client_next_timeout(const sx_usbip_client *c);
+/* Wait up to timeout_ms (-1: forever; shortened to the next transfer timeout) for the fd,
+ * then dispatch. */
 int sx_usbip_client_run(sx_usbip_client *c, int timeout_ms);
 
 int sx_usbip_client_submit(sx_usbip_client *c, sx_usb_transfer *t);

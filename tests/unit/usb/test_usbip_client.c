@@ -362,3 +362,38 @@ Test(usb_usbip_client, resubmit_from_the_callback)
     cr_assert_eq(resubmits, 3);
     cr_assert_eq(sx_usbip_client_pending(cli), 0);
 }
+
+Test(usb_usbip_client, timeout_unlinks_and_reports_timed_out)
+{
+    uint8_t buf[8], m[48];
+    sx_usb_transfer t;
+    one o = {0};
+    sx_usb_fill_pipe(&t, SX_USB_XFER_INTERRUPT, 0x81, buf, 8, on_one, &o);
+    t.timeout_ms = 50;
+    cr_assert_eq(sx_usbip_client_submit(cli, &t), 0);
+    srv_read(m, 48);
+    int next = sx_usbip_client_next_timeout(cli);
+    cr_assert(next > 0 && next <= 50, "next timeout %d", next);
+    for (int i = 0; i < 20 && !(sx_usbip_client_events(cli) & POLLOUT) &&
+                    sx_usbip_client_next_timeout(cli) != -1; i++)
+        sx_usbip_client_run(cli, 100);
+    srv_read(m, 48);
+    cr_assert_eq(be32(m), SX_USBIP_CMD_UNLINK, "the expired transfer is unlinked");
+    cr_assert_eq(be32(m + 0x14), 1);
+    cr_assert_not(o.done, "it completes only when the server answers");
+    srv_reply(SX_USBIP_RET_UNLINK, 2, -104, 0, NULL, 0);
+    pump();
+    cr_assert_eq(o.calls, 1);
+    cr_assert_eq(o.status, SX_USB_TIMED_OUT);
+    cr_assert_eq(sx_usbip_client_next_timeout(cli), -1);
+}
+
+Test(usb_usbip_client, sync_control_on_a_silent_server_gives_up)
+{
+    uint8_t buf[18];
+    int r = sx_usbip_client_control(cli, 0x80, 6, 0x0100, 0, buf, 18, 50, NULL, NULL);
+    cr_assert_eq(r, SYSEXT_ETIMEOUT);
+    cr_assert(sx_usbip_client_gone(cli), "a server that ignores the unlink ends the device");
+    cr_assert(strstr(sx_usbip_client_error(cli), "no answer to an unlink"), "%s",
+              sx_usbip_client_error(cli));
+}

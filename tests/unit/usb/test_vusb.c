@@ -308,6 +308,17 @@ Test(usb_vusb, unlink_of_a_pending_in_and_of_a_completed_out)
     cr_assert_eq(oi.wire, -104, "RET_UNLINK -ECONNRESET");
     cr_assert_eq(sx_usbip_client_cancel(c, &ti), SYSEXT_ENOTFOUND);
 
+    /* a timeout is an unlink too */
+    memset(&oi, 0, sizeof(oi));
+    sx_usb_fill_pipe(&ti, SX_USB_XFER_BULK, 0x82, in, sizeof(in), on_one, &oi);
+    ti.timeout_ms = 30;
+    cr_assert_eq(sx_usbip_client_submit(c, &ti), 0);
+    run_until(c, &oi.done, 3000);
+    cr_assert_eq(oi.status, SX_USB_TIMED_OUT);
+    uint32_t n;
+    cr_assert_eq(sx_usbip_client_control(c, 0x80, 6, 0x0100, 0, in, 18, 2000, &n, NULL), 0);
+    cr_assert_eq(n, 18, "the device still answers");
+
     /* cancel right after submit: the OUT completes at once on the device, so the unlink
      * finds nothing (status 0) and the real result arrives */
     sx_usb_fill_pipe(&to, SX_USB_XFER_BULK, 0x02, out, sizeof(out), on_one, &oo);
