@@ -1,5 +1,6 @@
 /* sysext-vusb, driven through the USB/IP client: what the emulated devices look like and do. */
 #include <criterion/criterion.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 
 #include "util/common.h"
@@ -473,4 +474,60 @@ Test(usb_vusb, debian_usbip_tool_lists_the_devices)
     cr_assert_eq(st, 0, "usbip exited with %d:\n%s", st, all.data);
     cr_assert(d1 && d2, "usbip list -r output:\n%s", all.data);
     sx_buf_free(&all);
+}
+
+Test(usb_vusb, two_clients_at_once)
+{
+    vusb_start(both);
+    sx_usbip_client *s = vusb_import("1-1"), *l = vusb_import("1-2");
+    uint8_t sample[16], echo[8], data[8] = "12345678";
+    sx_usb_transfer ts, to, ti;
+    one os = {0}, oo = {0}, oi = {0};
+    sx_usb_fill_pipe(&ts, SX_USB_XFER_INTERRUPT, 0x81, sample, 16, on_one, &os);
+    sx_usb_fill_pipe(&ti, SX_USB_XFER_BULK, 0x82, echo, 8, on_one, &oi);
+    sx_usb_fill_pipe(&to, SX_USB_XFER_BULK, 0x02, data, 8, on_one, &oo);
+    cr_assert_eq(sx_usbip_client_submit(s, &ts), 0);
+    cr_assert_eq(sx_usbip_client_submit(l, &ti), 0);
+    cr_assert_eq(sx_usbip_client_submit(l, &to), 0);
+    uint64_t end = vusb_now_ms() + 5000;
+    while ((!os.done || !oi.done || !oo.done) && vusb_now_ms() < end) {
+        struct pollfd pf[2] = {{.fd = sx_usbip_client_fd(s), .events = sx_usbip_client_events(s)},
+                               {.fd = sx_usbip_client_fd(l), .events = sx_usbip_client_events(l)}};
+        poll(pf, 2, 50);
+        cr_assert_eq(sx_usbip_client_dispatch(s), 0);
+        cr_assert_eq(sx_usbip_client_dispatch(l), 0);
+    }
+    cr_assert_eq(os.status, SX_USB_COMPLETED);
+    cr_assert_eq(os.actual, 16);
+    cr_assert_eq(oi.actual, 8);
+    cr_assert_arr_eq(echo, data, 8);
+    /* the list still answers while both are imported */
+    sx_usbip_devlist dl;
+    cr_assert_eq(sx_usbip_list("127.0.0.1", vusb_port, 3000, &dl), 0);
+    cr_assert_eq(dl.n, 2);
+    sx_usbip_devlist_free(&dl);
+    sx_usbip_client_free(s);
+    sx_usbip_client_free(l);
+}
+
+Test(usb_vusb, bad_arguments_exit_2)
+{
+    const char *cases[][4] = {{"--device", "keyboard", NULL},
+                              {"--device", "sensor", "--inject", "stall@0"},
+                              {"--device", "sensor", "--rate", "0"},
+                              {"--listen", "nowhere", "--device", "sensor"},
+                              {NULL}};
+    for (int i = 0; cases[i][0]; i++) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            int devnull = open("/dev/null", O_WRONLY);
+            dup2(devnull, 2);
+            execl(VUSB_BIN, VUSB_BIN, cases[i][0], cases[i][1], cases[i][2], cases[i][3],
+                  (char *)NULL);
+            _exit(127);
+        }
+        int st;
+        waitpid(pid, &st, 0);
+        cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2, "case %d: status %d", i, st);
+    }
 }
