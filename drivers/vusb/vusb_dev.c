@@ -259,6 +259,16 @@ static void loopback_pump(vusb_device *d)
 
 /* ---- control ---- */
 
+/* SET_CONFIGURATION / SET_INTERFACE disable the endpoints: their URBs die, as on Linux. */
+static void kill_data_urbs(vusb_device *d)
+{
+    vusb_urb *u;
+    while ((u = dequeue(&d->in_q)))
+        vusb_complete(d->owner, u, SX_USBIP_ESHUTDOWN, NULL, 0);
+    while ((u = dequeue(&d->out_q)))
+        vusb_complete(d->owner, u, SX_USBIP_ESHUTDOWN, NULL, u->done);
+}
+
 /* Answer a control URB. status < 0 stalls (or fails) it. */
 static void ctl_reply(vusb_device *d, vusb_urb *u, int32_t status, const void *data, size_t n)
 {
@@ -400,6 +410,7 @@ static void control(vusb_device *d, vusb_urb *u)
     case 0x09: /* SET_CONFIGURATION */
         if (wvalue > 1)
             break;
+        kill_data_urbs(d);
         d->config = (uint8_t)wvalue;
         d->info.configuration_value = d->config;
         d->alt = 0;
@@ -416,6 +427,7 @@ static void control(vusb_device *d, vusb_urb *u)
     case 0x0b: /* SET_INTERFACE */
         if (!d->config || windex != 0 || wvalue != 0)
             break;
+        kill_data_urbs(d);
         memset(d->halted, 0, sizeof(d->halted));
         ctl_reply(d, u, 0, NULL, 0);
         return;

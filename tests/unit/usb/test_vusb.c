@@ -531,3 +531,23 @@ Test(usb_vusb, bad_arguments_exit_2)
         cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2, "case %d: status %d", i, st);
     }
 }
+
+Test(usb_vusb, set_interface_kills_pending_urbs)
+{
+    vusb_start(both);
+    sx_usbip_client *c = vusb_import("1-2");
+    uint8_t in[64];
+    sx_usb_transfer t;
+    one o = {0};
+    sx_usb_fill_pipe(&t, SX_USB_XFER_BULK, 0x82, in, sizeof(in), on_one, &o);
+    cr_assert_eq(sx_usbip_client_submit(c, &t), 0);
+    uint32_t n;
+    sx_usb_status st;
+    cr_assert_eq(sx_usbip_client_control(c, 0x01, 11, 0, 0, NULL, 0, 2000, &n, &st), 0);
+    cr_assert_eq(st, SX_USB_COMPLETED);
+    run_until(c, &o.done, 2000);
+    cr_assert_eq(o.wire, -108, "-ESHUTDOWN");
+    cr_assert_eq(o.status, SX_USB_NO_DEVICE);
+    cr_assert_not(sx_usbip_client_gone(c), "the device itself stays");
+    sx_usbip_client_free(c);
+}
