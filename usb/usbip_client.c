@@ -58,6 +58,7 @@ struct sx_usbip_client {
     int32_t cur_status;
     uint32_t cur_len, cur_got;
     uint64_t cur_msg_off;
+    int send_errno; /* a send failed inside submit/cancel: the next dispatch ends the device */
     /* end */
     bool gone;
     int gone_code;
@@ -380,13 +381,21 @@ static int end_device(sx_usbip_client *c, int code, const char *fmt, ...)
     return sx_err(code, "%s", c->why);
 }
 
-static int flush(sx_usbip_client *c)
+/* Send what is queued. From submit/cancel (`may_end` false) a failure is only recorded:
+ * callbacks must never run from inside those, so dispatch ends the device later. */
+static int flush(sx_usbip_client *c, bool may_end)
 {
-    while (c->out_off < c->out.len) {
+    if (c->send_errno && may_end)
+        return end_device(c, SYSEXT_EIO, "USB/IP device %s: sending: %s", c->dev.busid,
+                          strerror(c->send_errno));
+    while (!c->send_errno && c->out_off < c->out.len) {
         ssize_t k = send(c->fd, c->out.data + c->out_off, c->out.len - c->out_off, MSG_NOSIGNAL);
         if (k < 0) {
             if (errno == EAGAIN || errno == EINTR)
                 break;
+            c->send_errno = errno;
+            if (!may_end)
+                return 0;
             return end_device(c, SYSEXT_EIO, "USB/IP device %s: sending: %s", c->dev.busid,
                               strerror(errno));
         }
@@ -476,8 +485,7 @@ int sx_usbip_client_submit(sx_usbip_client *c, sx_usb_transfer *t)
     t->priv = p;
     t->status = SX_USB_COMPLETED;
     t->actual_length = 0;
-    /* A failed flush ends the device and completes this transfer through its callback. */
-    flush(c);
+    flush(c, false);
     return 0;
 }
 
@@ -515,7 +523,7 @@ int sx_usbip_client_cancel(sx_usbip_client *c, sx_usb_transfer *t)
     int r = send_unlink(c, p);
     if (r < 0)
         return r;
-    flush(c);
+    flush(c, false);
     return 0;
 }
 
@@ -663,7 +671,7 @@ int sx_usbip_client_dispatch(sx_usbip_client *c)
         return sx_err(c->gone_code, "%s", c->why);
     int r = expire(c);
     if (r == 0)
-        r = flush(c);
+        r = flush(c, true);
     /* Bounded so that one busy device cannot starve the rest of a poll loop. */
     for (int rounds = 0; r == 0 && rounds < 64; rounds++) {
         if ((r = process(c)) < 0)
@@ -715,7 +723,7 @@ int sx_usbip_client_dispatch(sx_usbip_client *c)
     if (r == 0 && !c->gone)
         r = process(c);
     if (r == 0 && !c->gone)
-        r = flush(c);
+        r = flush(c, true);
     if (c->gone)
         return sx_err(c->gone_code, "%s", c->why);
     return r;
@@ -812,7 +820,7 @@ short sx_usbip_client_events(const sx_usbip_client *c)
 {
     if (c->gone)
         return 0;
-    return (short)(POLLIN | (c->out.len > c->out_off ? POLLOUT : 0));
+    return (short)(POLLIN | (c->out.len > c->out_off || c->send_errno ? POLLOUT : 0));
 }
 
 bool sx_usbip_client_gone(const sx_usbip_client *c)

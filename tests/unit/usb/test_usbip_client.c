@@ -397,3 +397,19 @@ Test(usb_usbip_client, sync_control_on_a_silent_server_gives_up)
     cr_assert(strstr(sx_usbip_client_error(cli), "no answer to an unlink"), "%s",
               sx_usbip_client_error(cli));
 }
+
+Test(usb_usbip_client, send_failure_never_calls_back_from_submit)
+{
+    close(srv);
+    srv = -1;
+    uint8_t data[4] = {0};
+    sx_usb_transfer t;
+    one o = {0};
+    sx_usb_fill_pipe(&t, SX_USB_XFER_BULK, 0x02, data, 4, on_one, &o);
+    cr_assert_eq(sx_usbip_client_submit(cli, &t), 0);
+    cr_assert_not(o.done, "no callback from inside submit");
+    cr_assert_eq(sx_usbip_client_dispatch(cli), SYSEXT_EIO);
+    cr_assert_eq(o.calls, 1);
+    cr_assert_eq(o.status, SX_USB_NO_DEVICE);
+    cr_assert(strstr(sx_usbip_client_error(cli), "sending"), "%s", sx_usbip_client_error(cli));
+}
