@@ -1,7 +1,7 @@
 /* sysext-vusb: a USB/IP server (the exporting side) for the emulated devices in vusb_dev.c.
  *
  *   sysext-vusb --listen 127.0.0.1:PORT --device sensor|loopback [--device ...]
- *               [--rate HZ] [--inject stall@N|disconnect@N|malformed@N ...]
+ *               [--rate HZ] [--inject stall@N|disconnect@N|malformed@N[:EP] ...]
  *
  * Devices get bus ids 1-1, 1-2, ... in the order given. PORT 0 picks a free port; the bound
  * address is printed as "listening on HOST:PORT". One poll loop serves every connection: a
@@ -9,7 +9,7 @@
  * carries its URBs, as the Linux usbipd does. SIGTERM/SIGINT end it cleanly.
  *
  * Injections count the CMD_SUBMITs of each imported connection (control ones included),
- * from 1: stall@N answers the Nth with -EPIPE and halts its endpoint (until CLEAR_FEATURE
+ * from 1, or with a ":EP" suffix (e.g. stall@3:0x02) only those on endpoint address EP: stall@N answers the Nth with -EPIPE and halts its endpoint (until CLEAR_FEATURE
  * ENDPOINT_HALT or SET_INTERFACE); disconnect@N closes the connection on the Nth without
  * answering; malformed@N answers the Nth with a RET_SUBMIT whose actual_length exceeds the
  * request's. */
@@ -48,6 +48,7 @@ typedef struct vusb_conn {
     size_t rx_off;
     sx_buf out;
     unsigned submits;
+    unsigned ep_submits[32]; /* per endpoint: ep + 16 * dir */
 } vusb_conn;
 
 static struct {
@@ -57,6 +58,7 @@ static struct {
     struct {
         inj_kind kind;
         unsigned n;
+        int ep; /* endpoint address (0x81, 0x02, 0 for control) to count on, -1: all */
     } inject[MAX_INJECT];
     unsigned ninject;
     uint32_t rate;
@@ -111,11 +113,18 @@ static vusb_device *find_dev(const char *busid)
     return NULL;
 }
 
-static bool inject_at(vusb_conn *c, inj_kind k)
+/* Is this submit (on endpoint `ep`, direction `dir`) the Nth that an injection counts? */
+static bool inject_at(vusb_conn *c, inj_kind k, uint32_t ep, uint32_t dir)
 {
-    for (unsigned i = 0; i < g.ninject; i++)
-        if (g.inject[i].kind == k && g.inject[i].n == c->submits)
+    for (unsigned i = 0; i < g.ninject; i++) {
+        if (g.inject[i].kind != k)
+            continue;
+        if (g.inject[i].ep < 0 ? g.inject[i].n == c->submits
+                               : ((uint32_t)(g.inject[i].ep & 0x0f) == ep &&
+                                  (ep == 0 || (g.inject[i].ep & 0x80 ? 1u : 0u) == dir) &&
+                                  g.inject[i].n == c->ep_submits[ep + 16 * (ep ? dir : 0)]))
             return true;
+    }
     return false;
 }
 
@@ -203,12 +212,13 @@ static size_t handle_urb(vusb_conn *c, const uint8_t *p, size_t len)
         return SX_USBIP_URB_HDR_LEN;
     }
     c->submits++;
-    if (inject_at(c, INJ_DISCONNECT)) {
+    c->ep_submits[h.ep + 16 * (h.ep ? h.direction : 0)]++;
+    if (inject_at(c, INJ_DISCONNECT, h.ep, h.direction)) {
         LOG("injected disconnect at submit %u\n", c->submits);
         c->dead = true;
         return len;
     }
-    if (inject_at(c, INJ_MALFORMED)) {
+    if (inject_at(c, INJ_MALFORMED, h.ep, h.direction)) {
         LOG("injected malformed reply at submit %u\n", c->submits);
         sx_usbip_urb r = {.command = SX_USBIP_RET_SUBMIT, .seqnum = h.seqnum,
                           .length = h.length + 4096};
@@ -240,7 +250,7 @@ static size_t handle_urb(vusb_conn *c, const uint8_t *p, size_t len)
         }
         memcpy(u->data, p + SX_USBIP_URB_HDR_LEN, h.length);
     }
-    vusb_device_submit(c->dev, u, inject_at(c, INJ_STALL));
+    vusb_device_submit(c->dev, u, inject_at(c, INJ_STALL, u->ep, u->dir));
     return SX_USBIP_URB_HDR_LEN + plen;
 }
 
@@ -387,7 +397,7 @@ static void accept_one(int lfd)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: sysext-vusb [--listen HOST:PORT] --device sensor|loopback [--device ...]\n"
-               "                   [--rate HZ] [--inject stall@N|disconnect@N|malformed@N]...\n"
+               "                   [--rate HZ] [--inject stall@N|disconnect@N|malformed@N[:EP]]...\n"
                "                   [--verbose]\n"
                "A USB/IP server emulating USB 2.0 devices (bus ids 1-1, 1-2, ... in order).\n"
                "The default address is 127.0.0.1:3240; port 0 picks a free one.\n");
@@ -408,8 +418,20 @@ static int parse_inject(const char *s)
         char *end;
         errno = 0;
         unsigned long v = strtoul(s + n, &end, 10);
-        if (errno || *end || end == s + n || v == 0 || v > UINT32_MAX)
+        if (errno || end == s + n || v == 0 || v > UINT32_MAX)
             return -1;
+        long ep = -1;
+        if (*end == ':') {
+            char *e2;
+            const char *q = end + 1;
+            ep = strtol(q, &e2, 0);
+            if (e2 == q || *e2 || ep < 0 || ep > 0x8f || (ep & 0x70))
+                return -1;
+            end = e2;
+        }
+        if (*end)
+            return -1;
+        g.inject[g.ninject].ep = (int)ep;
         g.inject[g.ninject].kind = kinds[i].kind;
         g.inject[g.ninject++].n = (unsigned)v;
         return 0;
@@ -464,7 +486,7 @@ int main(int argc, char **argv)
         case 'i':
             if (parse_inject(optarg) < 0) {
                 fprintf(stderr, "sysext-vusb: --inject '%s': expected stall@N, disconnect@N or "
-                                "malformed@N (N >= 1)\n", optarg);
+                                "malformed@N (N >= 1), optionally :EP (e.g. :0x81)\n", optarg);
                 return 2;
             }
             break;

@@ -551,3 +551,33 @@ Test(usb_vusb, set_interface_kills_pending_urbs)
     cr_assert_not(sx_usbip_client_gone(c), "the device itself stays");
     sx_usbip_client_free(c);
 }
+
+static one bulk_in(sx_usbip_client *c, uint8_t *buf, uint32_t n)
+{
+    sx_usb_transfer t;
+    one o = {0};
+    sx_usb_fill_pipe(&t, SX_USB_XFER_BULK, 0x82, buf, n, on_one, &o);
+    cr_assert_eq(sx_usbip_client_submit(c, &t), 0);
+    run_until(c, &o.done, 3000);
+    cr_assert(o.done);
+    return o;
+}
+
+Test(usb_vusb, stall_counted_on_one_endpoint)
+{
+    const char *const args[] = {"--device", "loopback", "--inject", "stall@2:0x82", NULL};
+    vusb_start(args);
+    sx_usbip_client *c = vusb_import("1-1");
+    uint8_t d[4] = "abc", in[64];
+    cr_assert_eq(bulk_out(c, d, 4), SX_USB_COMPLETED);
+    cr_assert_eq(bulk_in(c, in, 64).status, SX_USB_COMPLETED, "1st IN on 0x82");
+    cr_assert_eq(bulk_out(c, d, 4), SX_USB_COMPLETED, "OUTs are not counted");
+    cr_assert_eq(bulk_in(c, in, 64).status, SX_USB_STALL, "2nd IN on 0x82");
+    uint32_t n;
+    sx_usb_status st;
+    cr_assert_eq(sx_usbip_client_control(c, 0x02, 1, 0, 0x82, NULL, 0, 2000, &n, &st), 0);
+    one o = bulk_in(c, in, 64);
+    cr_assert_eq(o.status, SX_USB_COMPLETED);
+    cr_assert_eq(o.actual, 4, "the data written before the stall is still there");
+    sx_usbip_client_free(c);
+}
