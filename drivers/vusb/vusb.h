@@ -26,6 +26,8 @@ typedef struct vusb_urb {
     uint32_t done; /* OUT bytes already taken by the device */
     uint8_t setup[8];
     uint8_t *data; /* OUT data (len bytes); NULL for IN */
+    bool owns_data; /* false: data points into the receive buffer and is valid only during
+                     * vusb_device_submit; a device that keeps the URB calls vusb_urb_keep */
 } vusb_urb;
 
 struct vusb_conn;
@@ -64,6 +66,11 @@ void vusb_device_tick(vusb_device *d);
 /* Provided by the server: send RET_SUBMIT for `u` to its connection and free `u`. */
 void vusb_complete(struct vusb_conn *c, vusb_urb *u, int32_t status, const void *data,
                    uint32_t len);
+/* Same, the IN data given as two pieces (a wrapped ring buffer). */
+void vusb_complete2(struct vusb_conn *c, vusb_urb *u, int32_t status, const void *a,
+                    uint32_t alen, const void *b, uint32_t blen);
 void vusb_urb_free(vusb_urb *u);
+/* Copy borrowed OUT data so the URB can be queued: 0, or -1 without memory. */
+int vusb_urb_keep(vusb_urb *u);
 
 #endif

@@ -236,22 +236,13 @@ static void loopback_pump(vusb_device *d)
         while (d->in_q && d->f_len) {
             vusb_urb *u = dequeue(&d->in_q);
             size_t n = u->len < d->f_len ? u->len : d->f_len;
-            uint8_t *tmp = malloc(n ? n : 1);
-            if (!tmp) {
-                vusb_complete(d->owner, u, SX_USBIP_ESHUTDOWN, NULL, 0);
-                continue;
-            }
-            for (size_t k = 0; k < n;) {
-                size_t chunk = d->fifo_cap - d->f_head;
-                if (chunk > n - k)
-                    chunk = n - k;
-                memcpy(tmp + k, d->fifo + d->f_head, chunk);
-                d->f_head = (d->f_head + chunk) % d->fifo_cap;
-                d->f_len -= chunk;
-                k += chunk;
-            }
-            vusb_complete(d->owner, u, 0, tmp, (uint32_t)n);
-            free(tmp);
+            size_t first = d->fifo_cap - d->f_head;
+            if (first > n)
+                first = n;
+            const uint8_t *a = d->fifo + d->f_head;
+            d->f_head = (d->f_head + n) % d->fifo_cap;
+            d->f_len -= n;
+            vusb_complete2(d->owner, u, 0, a, (uint32_t)first, d->fifo, (uint32_t)(n - first));
             progress = true;
         }
     }
@@ -470,8 +461,23 @@ void vusb_device_submit(vusb_device *d, vusb_urb *u, bool stall)
         sensor_pump(d);
         return;
     }
-    enqueue(u->dir == SX_USBIP_DIR_IN ? &d->in_q : &d->out_q, u);
+    bool out = u->dir == SX_USBIP_DIR_OUT;
+    enqueue(out ? &d->out_q : &d->in_q, u);
     loopback_pump(d);
+    /* An OUT still queued (the FIFO is full) must own its data: it was borrowed. */
+    if (out)
+        for (vusb_urb *q = d->out_q; q; q = q->next)
+            if (q == u && vusb_urb_keep(q) < 0) {
+                vusb_urb *dead = q;
+                for (vusb_urb **pp = &d->out_q; *pp; pp = &(*pp)->next)
+                    if (*pp == dead) {
+                        *pp = dead->next;
+                        break;
+                    }
+                dead->data = NULL;
+                vusb_complete(d->owner, dead, SX_USBIP_ESHUTDOWN, NULL, dead->done);
+                break;
+            }
 }
 
 static bool unlink_from(vusb_urb **q, uint32_t seqnum)

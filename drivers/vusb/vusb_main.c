@@ -33,7 +33,7 @@
 #define MAX_DEVICES 16
 #define MAX_CONNS 64
 #define MAX_INJECT 16
-#define RX_CHUNK 65536
+#define RX_CHUNK (256 * 1024)
 #define OUT_HIGH_WATER (8u << 20)
 
 typedef enum { INJ_STALL, INJ_DISCONNECT, INJ_MALFORMED } inj_kind;
@@ -47,6 +47,7 @@ typedef struct vusb_conn {
     sx_buf rx;
     size_t rx_off;
     sx_buf out;
+    size_t out_off; /* bytes of `out` already sent */
     unsigned submits;
     unsigned ep_submits[32]; /* per endpoint: ep + 16 * dir */
 } vusb_conn;
@@ -74,23 +75,59 @@ static struct {
 void vusb_urb_free(vusb_urb *u)
 {
     if (u) {
-        free(u->data);
+        if (u->owns_data)
+            free(u->data);
         free(u);
     }
 }
 
-void vusb_complete(vusb_conn *c, vusb_urb *u, int32_t status, const void *data, uint32_t len)
+int vusb_urb_keep(vusb_urb *u)
+{
+    if (u->owns_data || !u->data)
+        return 0;
+    uint8_t *p = malloc(u->len ? u->len : 1);
+    if (!p)
+        return -1;
+    memcpy(p, u->data, u->len);
+    u->data = p;
+    u->owns_data = true;
+    return 0;
+}
+
+/* RET_SUBMIT with actual_length `actual`; for IN, the data given as two pieces is appended
+ * straight from where it lies (the loopback FIFO may wrap). */
+static void send_ret(vusb_conn *c, vusb_urb *u, int32_t status, uint32_t actual, const void *a,
+                     uint32_t alen, const void *b, uint32_t blen)
 {
     if (c && !c->dead) {
-        sx_usbip_urb r = {.command = SX_USBIP_RET_SUBMIT, .seqnum = u->seqnum, .status = status,
-                          .length = len};
         bool in = u->dir == SX_USBIP_DIR_IN;
-        if (sx_usbip_urb_encode(&c->out, &r, in ? data : NULL, in ? len : 0, NULL, in) < 0) {
+        sx_usbip_urb r = {.command = SX_USBIP_RET_SUBMIT, .seqnum = u->seqnum, .status = status,
+                          .length = actual};
+        int e = sx_buf_reserve(&c->out, SX_USBIP_URB_HDR_LEN + (in ? alen + blen : 0));
+        if (e == 0) /* the header alone: the data follows below */
+            e = sx_usbip_urb_encode(&c->out, &r, NULL, 0, NULL, false);
+        if (e == 0 && in && alen)
+            e = sx_buf_append(&c->out, a, alen);
+        if (e == 0 && in && blen)
+            e = sx_buf_append(&c->out, b, blen);
+        if (e < 0) {
             fprintf(stderr, "sysext-vusb: %s\n", sx_errmsg());
             c->dead = true;
         }
     }
     vusb_urb_free(u);
+}
+
+void vusb_complete2(vusb_conn *c, vusb_urb *u, int32_t status, const void *a, uint32_t alen,
+                    const void *b, uint32_t blen)
+{
+    send_ret(c, u, status, alen + blen, a, alen, b, blen);
+}
+
+void vusb_complete(vusb_conn *c, vusb_urb *u, int32_t status, const void *data, uint32_t len)
+{
+    bool in = u->dir == SX_USBIP_DIR_IN;
+    send_ret(c, u, status, len, data, in ? len : 0, NULL, 0);
 }
 
 static void conn_free(vusb_conn *c)
@@ -241,15 +278,8 @@ static size_t handle_urb(vusb_conn *c, const uint8_t *p, size_t len)
         vusb_complete(c, u, SX_USBIP_EPIPE, NULL, 0);
         return SX_USBIP_URB_HDR_LEN + plen;
     }
-    if (h.direction == SX_USBIP_DIR_OUT && h.length) {
-        u->data = malloc(h.length);
-        if (!u->data) {
-            vusb_urb_free(u);
-            c->dead = true;
-            return len;
-        }
-        memcpy(u->data, p + SX_USBIP_URB_HDR_LEN, h.length);
-    }
+    if (h.direction == SX_USBIP_DIR_OUT && h.length)
+        u->data = (uint8_t *)p + SX_USBIP_URB_HDR_LEN; /* borrowed, see vusb_urb_keep */
     vusb_device_submit(c->dev, u, inject_at(c, INJ_STALL, u->ep, u->dir));
     return SX_USBIP_URB_HDR_LEN + plen;
 }
@@ -297,19 +327,21 @@ static void conn_read(vusb_conn *c)
 
 static void conn_flush(vusb_conn *c)
 {
-    size_t off = 0;
-    while (off < c->out.len) {
-        ssize_t n = send(c->fd, c->out.data + off, c->out.len - off, MSG_NOSIGNAL);
+    while (c->out_off < c->out.len) {
+        ssize_t n = send(c->fd, c->out.data + c->out_off, c->out.len - c->out_off, MSG_NOSIGNAL);
         if (n < 0) {
             if (errno != EAGAIN && errno != EINTR)
                 c->dead = true;
             break;
         }
-        off += (size_t)n;
+        c->out_off += (size_t)n;
     }
-    if (off) {
-        memmove(c->out.data, c->out.data + off, c->out.len - off);
-        c->out.len -= off;
+    if (c->out_off == c->out.len) {
+        c->out.len = c->out_off = 0;
+    } else if (c->out_off > (1u << 20)) { /* compact rarely: never a memmove per send */
+        memmove(c->out.data, c->out.data + c->out_off, c->out.len - c->out_off);
+        c->out.len -= c->out_off;
+        c->out_off = 0;
     }
     if (c->closing && c->out.len == 0)
         c->dead = true;
@@ -544,9 +576,10 @@ int main(int argc, char **argv)
             if (!c)
                 continue;
             short ev = 0;
-            if (!c->closing && c->out.len < OUT_HIGH_WATER)
+            size_t queued = c->out.len - c->out_off;
+            if (!c->closing && queued < OUT_HIGH_WATER)
                 ev |= POLLIN;
-            if (c->out.len)
+            if (queued)
                 ev |= POLLOUT;
             pc[nc++] = c;
             pf[n++] = (struct pollfd){.fd = c->fd, .events = ev};
@@ -580,7 +613,7 @@ int main(int argc, char **argv)
             vusb_conn *c = g.conns[i];
             if (!c)
                 continue;
-            if (!c->dead && c->out.len)
+            if (!c->dead && c->out.len > c->out_off)
                 conn_flush(c);
             if (c->dead) {
                 conn_free(c);
