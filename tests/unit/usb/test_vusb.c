@@ -581,3 +581,36 @@ Test(usb_vusb, stall_counted_on_one_endpoint)
     cr_assert_eq(o.actual, 4, "the data written before the stall is still there");
     sx_usbip_client_free(c);
 }
+
+Test(usb_vusb, one_out_larger_than_the_device_fifo)
+{
+    /* 3 MiB in one OUT through a 1 MiB FIFO: the OUT waits, partly taken, while INs drain */
+    vusb_start(both);
+    static loop l;
+    memset(&l, 0, sizeof(l));
+    l.total = 3u << 20;
+    l.src = malloc(l.total);
+    l.dst = malloc(l.total);
+    for (size_t i = 0; i < l.total; i++)
+        l.src[i] = (uint8_t)(i * 7 + (i >> 12));
+    l.c = vusb_import("1-2");
+    sx_usb_transfer out;
+    one o = {0};
+    sx_usb_fill_pipe(&out, SX_USB_XFER_BULK, 0x02, l.src, (uint32_t)l.total, on_one, &o);
+    cr_assert_eq(sx_usbip_client_submit(l.c, &out), 0);
+    for (int i = 0; i < 3; i++) {
+        sx_usb_fill_pipe(&l.in[i], SX_USB_XFER_BULK, 0x82, l.inbuf[i], 16384, on_in, &l);
+        l.in_ticket[i] = ++l.next_ticket;
+        cr_assert_eq(sx_usbip_client_submit(l.c, &l.in[i]), 0);
+    }
+    run_until(l.c, &l.done, 30000);
+    cr_assert(l.done, "received %zu: %s", l.received, sx_usbip_client_error(l.c));
+    run_until(l.c, &o.done, 5000);
+    cr_assert_eq(o.status, SX_USB_COMPLETED);
+    cr_assert_eq(o.actual, l.total);
+    cr_assert_not(l.bad_order);
+    cr_assert_eq(memcmp(l.src, l.dst, l.total), 0);
+    sx_usbip_client_free(l.c);
+    free(l.src);
+    free(l.dst);
+}
