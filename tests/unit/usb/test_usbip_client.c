@@ -1,7 +1,14 @@
 /* The USB/IP client against a scripted server on a socketpair: exact wire bytes, ordering
  * tolerance, and every way a lying server must end the device (never the process). */
 #include <criterion/criterion.h>
+#include <fcntl.h>
+#include <net/if.h>
 #include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -412,4 +419,61 @@ Test(usb_usbip_client, send_failure_never_calls_back_from_submit)
     cr_assert_eq(o.calls, 1);
     cr_assert_eq(o.status, SX_USB_NO_DEVICE);
     cr_assert(strstr(sx_usbip_client_error(cli), "sending"), "%s", sx_usbip_client_error(cli));
+}
+
+/* Cross-check against a server nobody here wrote: Debian's usbipd (it has no bind-address
+ * option, so it runs in a private network namespace; skipped without root or usbipd). It has
+ * nothing to export here, so: an empty list, and ST_NODEV for an import. */
+
+static pid_t usbipd_pid = -1;
+
+static void usbipd_stop(void)
+{
+    if (usbipd_pid > 0) {
+        kill(usbipd_pid, SIGTERM);
+        waitpid(usbipd_pid, NULL, 0);
+        usbipd_pid = -1;
+    }
+}
+
+TestSuite(usb_usbip_real, .fini = usbipd_stop, .timeout = 30);
+
+Test(usb_usbip_real, linux_usbipd_list_and_import)
+{
+    struct stat sb;
+    if (stat("/usr/sbin/usbipd", &sb) != 0)
+        cr_skip_test("/usr/sbin/usbipd is not installed");
+    if (unshare(CLONE_NEWNET) != 0)
+        cr_skip_test("cannot make a private network namespace: %s", strerror(errno));
+    int s = socket(AF_INET, SOCK_DGRAM, 0);
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof(ifr));
+    snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
+    cr_assert_eq(ioctl(s, SIOCGIFFLAGS, &ifr), 0);
+    ifr.ifr_flags |= IFF_UP;
+    cr_assert_eq(ioctl(s, SIOCSIFFLAGS, &ifr), 0);
+    close(s);
+    usbipd_pid = fork();
+    cr_assert_geq(usbipd_pid, 0);
+    if (usbipd_pid == 0) {
+        int devnull = open("/dev/null", O_RDWR);
+        dup2(devnull, 1);
+        dup2(devnull, 2);
+        execl("/usr/sbin/usbipd", "usbipd", "-4", (char *)NULL);
+        _exit(127);
+    }
+    sx_usbip_devlist l;
+    int r = -1;
+    for (int i = 0; i < 200 && r != 0; i++) {
+        r = sx_usbip_list("127.0.0.1", SX_USBIP_DEFAULT_PORT, 2000, &l);
+        if (r != 0)
+            usleep(10000);
+    }
+    cr_assert_eq(r, 0, "%s", sx_errmsg());
+    cr_assert_eq(l.n, 0);
+    sx_usbip_devlist_free(&l);
+    sx_usbip_client *c = NULL;
+    r = sx_usbip_import(&c, "127.0.0.1", SX_USBIP_DEFAULT_PORT, "1-1", 2000);
+    cr_assert_eq(r, SYSEXT_EREJECTED);
+    cr_assert(strstr(sx_errmsg(), "status 4 (ST_NODEV"), "%s", sx_errmsg());
 }
