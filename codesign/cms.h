@@ -85,6 +85,8 @@ int sx_cms_cdhashes_plist(const sx_cms_cd *cds, size_t n_cds, sx_buf *out);
  * SYSEXT_ESIGNATURE naming the mismatch otherwise. */
 int sx_cms_check_cdhashes(const sx_cms_info *info, const sx_cms_cd *cds, size_t n_cds);
 
+/* Add one certificate as an anchor (a reference is taken). */
+int sx_trust_add_cert(sx_trust *t, X509 *cert);
 /* Number of certificates added to the store. */
 int sx_trust_count(const sx_trust *t);
 /* The certificate is Apple Root CA, G2 or G3 (SHA-256 fingerprint). */

@@ -146,6 +146,13 @@ static int add_cert(sx_trust *t, X509 *c, const char *path)
     return 0;
 }
 
+int sx_trust_add_cert(sx_trust *t, X509 *cert)
+{
+    SX_ASSERT_ARG(t);
+    SX_ASSERT_ARG(cert);
+    return add_cert(t, cert, "certificate");
+}
+
 /* Add the certificates in one file. `strict`: a file without any certificate is an error
  * (explicit file) rather than skipped (directory scan: key files, READMEs). */
 static int add_file(sx_trust *t, const char *path, int strict)
