@@ -406,9 +406,13 @@ int sx_ca_init(const char *dir)
             r = sx_err(SYSEXT_ENOMEM, "%s: path too long", dir);
             goto out;
         }
-        if (access(paths[i], F_OK) == 0 || errno != ENOENT) {
+        if (access(paths[i], F_OK) == 0) {
             r = sx_err(SYSEXT_EEXISTS, "%s: a CA already exists here (%s); refusing to overwrite",
                        dir, names[i]);
+            goto out;
+        }
+        if (errno != ENOENT) {
+            r = sx_err_errno(sx_errno_code(errno), errno, "%s", paths[i]);
             goto out;
         }
     }

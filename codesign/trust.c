@@ -318,8 +318,9 @@ int sx_trust_verify_chain(const sx_trust *t, X509 *leaf, STACK_OF(X509) *untrust
         struct tm tm;
         if (gmtime_r(&at, &tm))
             strftime(tbuf, sizeof(tbuf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-        if (asprintf(why, "%s (certificate %d%s%s%s, checked at %s)", X509_verify_cert_error_string(e),
-                     depth, subj ? ": " : "", subj ? subj : "", "", tbuf) < 0)
+        if (asprintf(why, "%s (certificate %d%s%s; checked at %s)",
+                     X509_verify_cert_error_string(e), depth, subj ? ", " : "", subj ? subj : "",
+                     tbuf) < 0)
             *why = NULL;
         free(subj);
         r = SYSEXT_EUNTRUSTED;

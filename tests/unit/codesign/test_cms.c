@@ -653,3 +653,84 @@ Test(codesign_cms, unknown_digest_algorithm_fails_cleanly)
     free(sig);
     free(cd0);
 }
+
+static void *read_pem(const char *name, int key)
+{
+    char *p = sx_path_join(ca_dir, name);
+    FILE *f = fopen(p, "r");
+    cr_assert_not_null(f, "%s", p);
+    void *obj = key ? (void *)PEM_read_PrivateKey(f, NULL, NULL, NULL)
+                    : (void *)PEM_read_X509(f, NULL, NULL, NULL);
+    fclose(f);
+    free(p);
+    cr_assert_not_null(obj);
+    return obj;
+}
+
+/* A leaf from the shared CA's intermediate carrying one extra CRITICAL extension `oid`. */
+static sx_identity *leaf_with_critical(const char *oid)
+{
+    EVP_PKEY *ikey = read_pem(SX_CA_INT_KEY, 1);
+    X509 *inter = read_pem(SX_CA_INT_CERT, 0), *root = read_pem(SX_CA_ROOT_CERT, 0);
+    sx_identity *id = calloc(1, sizeof(*id));
+    id->key = EVP_RSA_gen(2048);
+    X509 *c = id->leaf = X509_new();
+    cr_assert(X509_set_version(c, 2));
+    cr_assert(ASN1_INTEGER_set(X509_get_serialNumber(c), 4242));
+    cr_assert(X509_NAME_add_entry_by_txt(X509_get_subject_name(c), "CN", MBSTRING_ASC,
+                                         (const unsigned char *)"Critical", -1, -1, 0));
+    cr_assert(X509_set_issuer_name(c, X509_get_subject_name(inter)));
+    cr_assert(X509_gmtime_adj(X509_getm_notBefore(c), -3600));
+    cr_assert(X509_gmtime_adj(X509_getm_notAfter(c), 3600));
+    cr_assert(X509_set_pubkey(c, id->key));
+    ASN1_OBJECT *obj = OBJ_txt2obj(oid, 1);
+    ASN1_OCTET_STRING *os = ASN1_OCTET_STRING_new();
+    cr_assert(ASN1_OCTET_STRING_set(os, (const unsigned char *)"\x05\x00", 2));
+    X509_EXTENSION *ex = X509_EXTENSION_create_by_OBJ(NULL, obj, 1, os);
+    cr_assert(X509_add_ext(c, ex, -1));
+    X509_EXTENSION_free(ex);
+    ASN1_OCTET_STRING_free(os);
+    ASN1_OBJECT_free(obj);
+    cr_assert(X509_sign(c, ikey, EVP_sha256()));
+    id->chain = sk_X509_new_null();
+    sk_X509_push(id->chain, inter);
+    sk_X509_push(id->chain, root);
+    EVP_PKEY_free(ikey);
+    return id;
+}
+
+static int trusted_with_critical(const char *oid, char **why)
+{
+    struct cds c;
+    load_sstest_cds(&c);
+    sx_identity *id = leaf_with_critical(oid);
+    sx_buf sig = SX_BUF_INIT;
+    cr_assert_eq(sx_cms_sign(id, c.cd0, c.len0, c.v, 2, 0, &sig), 0, "%s", sx_errmsg());
+    char *root = sx_path_join(ca_dir, SX_CA_ROOT_CERT);
+    sx_trust *t = trust_of(root);
+    sx_cms_info info;
+    cr_assert_eq(sx_cms_verify(sig.data, sig.len, c.cd0, c.len0, t, &info), 0, "%s", sx_errmsg());
+    int trusted = info.chain_trusted;
+    *why = info.trust_error ? strdup(info.trust_error) : NULL;
+    sx_cms_info_free(&info);
+    sx_trust_free(t);
+    free(root);
+    sx_buf_free(&sig);
+    sx_identity_free(id);
+    free_cds(&c);
+    return trusted;
+}
+
+/* Apple's markers may be critical (as in real Apple leaves); any other unknown critical
+ * extension still makes the chain untrusted. */
+Test(codesign_cms, only_apple_critical_extensions_are_tolerated)
+{
+    char *why = NULL;
+    cr_assert_eq(trusted_with_critical(SX_OID_APPLE_DEVID_APP, &why), 1, "%s", why ? why : "");
+    free(why);
+    cr_assert_eq(trusted_with_critical("1.2.840.113635.100.99.1", &why), 0);
+    cr_assert_not_null(strstr(why, "unhandled critical extension"), "%s", why);
+    free(why);
+    cr_assert_eq(trusted_with_critical("1.3.6.1.4.1.55555.1", &why), 0);
+    free(why);
+}
