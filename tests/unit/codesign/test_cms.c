@@ -152,6 +152,8 @@ Test(codesign_cms, round_trip_trusted)
     cr_assert_eq(info.chain_trusted, 1, "%s", info.trust_error ? info.trust_error : "");
     cr_assert_eq(info.anchor_is_apple, 0);
     cr_assert_eq(info.has_timestamp, 0);
+    cr_assert_eq(info.timestamp_valid, 0);
+    cr_assert_eq(info.timestamp_time, 0);
     cr_assert_eq(sk_X509_num(info.chain), 3);
     char *team = sx_cert_team_id(info.leaf);
     cr_assert_str_eq(team, "ABCDE12345");
@@ -567,6 +569,45 @@ Test(codesign_cms, apple_developer_id_sample_libexpat)
     free(team);
     cr_assert_eq(info.n_v2, 0); /* 2019: no 9.2 attribute */
     cr_assert_eq(info.n_v1, 2);
+    /* The RFC 3161 token: over this signature, TSA chain (Apple Timestamp CA) trusted at
+     * genTime. */
+    cr_assert_eq(info.timestamp_time, utc(2019, 6, 18, 2, 21, 52));
+    cr_assert_eq(info.timestamp_valid, 1, "%s", info.timestamp_error ? info.timestamp_error : "");
+    cr_assert_null(info.timestamp_error);
+    sx_cms_info_free(&info);
+    sx_trust_free(apple);
+
+    /* Without anchors: the signature is valid, the timestamp is read but not trusted. */
+    cr_assert_eq(sx_cms_verify(cms, cms_len, cd, cd_len, NULL, &info), 0, "%s", sx_errmsg());
+    cr_assert_eq(info.has_timestamp, 1);
+    cr_assert_eq(info.timestamp_time, utc(2019, 6, 18, 2, 21, 52));
+    cr_assert_eq(info.timestamp_valid, 0);
+    cr_assert_not_null(strstr(info.timestamp_error, "no trust anchors"));
+    cr_assert_eq(info.chain_trusted, 0);
+    sx_cms_info_free(&info);
+
+    /* A changed genTime breaks the TSA's signature, not the code signature (the token is an
+     * unsigned attribute); the chain is then checked at the signing time. */
+    uint8_t *copy = malloc(cms_len);
+    memcpy(copy, cms, cms_len);
+    uint8_t *gt = memmem(copy, cms_len, "20190618022152", 14);
+    cr_assert_not_null(gt);
+    gt[13] = '3';
+    apple = trust_of(SAMPLES "/certs");
+    cr_assert_eq(sx_cms_verify(copy, cms_len, cd, cd_len, apple, &info), 0, "%s", sx_errmsg());
+    cr_assert_eq(info.timestamp_valid, 0);
+    cr_assert_not_null(strstr(info.timestamp_error, "signature does not verify"), "%s",
+                       info.timestamp_error);
+    cr_assert_eq(info.chain_trusted, 1);
+    sx_cms_info_free(&info);
+    sx_trust_free(apple);
+    free(copy);
+
+    /* Only the root as anchor: the embedded intermediates complete both chains. */
+    apple = trust_of(SAMPLES "/certs/AppleIncRootCertificate.cer");
+    cr_assert_eq(sx_cms_verify(cms, cms_len, cd, cd_len, apple, &info), 0, "%s", sx_errmsg());
+    cr_assert_eq(info.chain_trusted, 1, "%s", info.trust_error ? info.trust_error : "");
+    cr_assert_eq(info.timestamp_valid, 1, "%s", info.timestamp_error ? info.timestamp_error : "");
     sx_cms_info_free(&info);
     sx_trust_free(apple);
     free(file);
