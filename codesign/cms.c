@@ -12,7 +12,10 @@
  * Verification: decode (bounded), require signedData / id-data / detached / one signer,
  * CMS_verify over cd0 (messageDigest + signature, not the chain), then build the chain
  * ourselves against the caller's anchors (trust.c). The chain is checked at the time of a
- * valid RFC 3161 timestamp (as Apple does), else at the signing time, else now. Apple's verifier instead ignores expiry unless there
+ * valid RFC 3161 timestamp (as Apple does), else at the signing time (stricter than Apple,
+ * which tolerates expiry without a timestamp: a certificate must at least have been valid when
+ * the signer says it signed), else with no validity-period check (Apple's behaviour; Apple's
+ * platform binaries carry no signingTime). Apple's verifier instead ignores expiry unless there
  * is a secure timestamp (5.8 step 5); checking at the (self-asserted, but signed) signingTime
  * is a middle ground: an expired leaf still verifies for code it signed while valid, and a
  * certificate is never accepted outside its validity period. */
@@ -650,9 +653,7 @@ int sx_cms_verify(const uint8_t *cms_der, size_t len, const uint8_t *cd0, size_t
     if ((r = read_timestamp(si, trust, info)) < 0)
         goto out;
 
-    time_t at = info->timestamp_valid ? info->timestamp_time
-              : info->signing_time      ? info->signing_time
-                                        : time(NULL);
+    time_t at = info->timestamp_valid ? info->timestamp_time : info->signing_time;
     if (!trust || sx_trust_count(trust) == 0) {
         info->trust_error = strdup("no trust anchors given");
     } else {
@@ -661,6 +662,7 @@ int sx_cms_verify(const uint8_t *cms_der, size_t len, const uint8_t *cd0, size_t
         int tr = sx_trust_verify_chain(trust, leaf, certs, at, SX_TRUST_CODE_SIGNING, &built,
                                        &info->anchor_is_apple,
                                        &why);
+        info->chain_checked_at = at;
         if (tr == 0) {
             sk_X509_pop_free(info->chain, X509_free);
             info->chain = built;

@@ -48,11 +48,14 @@ typedef struct sx_cms_info {
     int timestamp_valid;    /* imprint = hash of this signature, TSA signature valid, and the
                              * TSA chain trusted at genTime (needs a trust store) */
     char *timestamp_error;  /* why not valid, if not */
+    time_t chain_checked_at; /* when validity periods were checked; 0 = not checked (no
+                              * timestamp and no signingTime: expiry tolerated, as Apple does) */
 } sx_cms_info;
 
 /* Verify the signature over `cd0` (messageDigest and signer signature). Then, with a trust
  * store, build the chain to one of its anchors at the time of a valid RFC 3161 timestamp, else
- * the signing time, else now, tolerating
+ * at the signing time, else without validity-period checks (Apple tolerates expiry without a
+ * secure timestamp; reference 5.8 step 5), tolerating
  * Apple's critical marker extensions. Returns 0 when the signature is valid (trust is
  * reported in info->chain_trusted), SYSEXT_ESIGNATURE when it is not, SYSEXT_EFORMAT when
  * the CMS is malformed.
@@ -102,7 +105,7 @@ int sx_cert_allows_code_signing(X509 *leaf);
 /* What the leaf of a chain must be allowed to do (its EKU, when it has one). */
 enum { SX_TRUST_CODE_SIGNING = 0, SX_TRUST_TIMESTAMPING = 1 };
 /* Build and verify the chain of `leaf` to an anchor of `t` at time `at`, with `untrusted`
- * (may be NULL) as intermediates, for `usage` (SX_TRUST_*). 0 and *chain_out (leaf first, anchor last, caller frees)
+ * (may be NULL) as intermediates, for `usage` (SX_TRUST_*); at == 0 skips validity periods. 0 and *chain_out (leaf first, anchor last, caller frees)
  * when trusted; SYSEXT_EUNTRUSTED with *why (newly allocated, may be NULL on OOM) otherwise.
  * *anchor_is_apple is set only on success. */
 int sx_trust_verify_chain(const sx_trust *t, X509 *leaf, STACK_OF(X509) *untrusted, time_t at,

@@ -296,7 +296,10 @@ int sx_trust_verify_chain(const sx_trust *t, X509 *leaf, STACK_OF(X509) *untrust
         goto out;
     }
     X509_VERIFY_PARAM *param = X509_STORE_CTX_get0_param(ctx);
-    X509_VERIFY_PARAM_set_time(param, at);
+    if (at)
+        X509_VERIFY_PARAM_set_time(param, at);
+    else
+        X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_NO_CHECK_TIME);
     X509_STORE_CTX_set_purpose(ctx, X509_PURPOSE_ANY);
     X509_STORE_CTX_set_verify_cb(ctx, verify_cb);
     int ok = X509_verify_cert(ctx);
@@ -325,7 +328,9 @@ int sx_trust_verify_chain(const sx_trust *t, X509 *leaf, STACK_OF(X509) *untrust
         char *subj = bad ? sx_cert_subject_line(bad) : NULL;
         char tbuf[32] = "";
         struct tm tm;
-        if (gmtime_r(&at, &tm))
+        if (!at)
+            snprintf(tbuf, sizeof(tbuf), "no time");
+        else if (gmtime_r(&at, &tm))
             strftime(tbuf, sizeof(tbuf), "%Y-%m-%dT%H:%M:%SZ", &tm);
         if (asprintf(why, "%s (certificate %d%s%s; checked at %s)",
                      X509_verify_cert_error_string(e), depth, subj ? ", " : "", subj ? subj : "",

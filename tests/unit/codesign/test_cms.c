@@ -150,6 +150,7 @@ Test(codesign_cms, round_trip_trusted)
     cr_assert_eq(sx_cms_verify(sig.data, sig.len, c.cd0, c.len0, t, &info), 0, "%s", sx_errmsg());
     cr_assert_eq(info.signing_time, when);
     cr_assert_eq(info.chain_trusted, 1, "%s", info.trust_error ? info.trust_error : "");
+    cr_assert_eq(info.chain_checked_at, when);
     cr_assert_eq(info.anchor_is_apple, 0);
     cr_assert_eq(info.has_timestamp, 0);
     cr_assert_eq(info.timestamp_valid, 0);
@@ -774,4 +775,55 @@ Test(codesign_cms, only_apple_critical_extensions_are_tolerated)
     free(why);
     cr_assert_eq(trusted_with_critical("1.3.6.1.4.1.55555.1", &why), 0);
     free(why);
+}
+
+/* Apple's own platform binary: Software Signing -> Apple Code Signing Certification Authority
+ * -> Apple Root CA. */
+Test(codesign_cms, apple_platform_sample_ls)
+{
+    uint8_t *file;
+    size_t len, cd_len, cms_len;
+    const uint8_t *cd, *cms;
+    slurp(SAMPLES "/macho/ls-osx-x86_64", &file, &len);
+    macho_sig(file, len, &cd, &cd_len, &cms, &cms_len);
+    sx_trust *apple = trust_of(SAMPLES "/certs/AppleIncRootCertificate.cer");
+    sx_cms_info info;
+    cr_assert_eq(sx_cms_verify(cms, cms_len, cd, cd_len, apple, &info), 0, "%s", sx_errmsg());
+    cr_assert_eq(info.chain_trusted, 1, "%s", info.trust_error ? info.trust_error : "");
+    cr_assert_eq(info.anchor_is_apple, 1);
+    cr_assert_eq(sk_X509_num(info.chain), 3);
+    char *subj = sx_cert_subject_line(sk_X509_value(info.chain, 1));
+    cr_assert_not_null(strstr(subj, "CN=Apple Code Signing Certification Authority"), "%s", subj);
+    free(subj);
+    cr_assert_eq(sx_signer_kind_of(info.leaf, info.chain), SX_SIGNER_OTHER);
+    /* No signingTime and no timestamp: the (long expired) intermediate is accepted without a
+     * validity check, as Apple's verifier does. */
+    cr_assert_eq(info.signing_time, 0);
+    cr_assert_eq(info.has_timestamp, 0);
+    cr_assert_eq(info.chain_checked_at, 0);
+    sx_cms_info_free(&info);
+    sx_trust_free(apple);
+    free(file);
+}
+
+/* A signingTime outside the leaf's validity: the signature verifies, the chain does not. */
+Test(codesign_cms, chain_checked_at_signing_time)
+{
+    struct cds c;
+    sx_buf sig = SX_BUF_INIT;
+    sign_sstest(&c, 1000000000, &sig); /* 2001, before our CA existed */
+    char *root = sx_path_join(ca_dir, SX_CA_ROOT_CERT);
+    sx_trust *t = trust_of(root);
+    sx_cms_info info;
+    cr_assert_eq(sx_cms_verify(sig.data, sig.len, c.cd0, c.len0, t, &info), 0, "%s", sx_errmsg());
+    cr_assert_eq(info.signing_time, 1000000000);
+    cr_assert_eq(info.chain_trusted, 0);
+    cr_assert_eq(info.chain_checked_at, 1000000000);
+    cr_assert_not_null(strstr(info.trust_error, "not yet valid"), "%s", info.trust_error);
+    cr_assert_not_null(strstr(info.trust_error, "2001-09-09T01:46:40Z"), "%s", info.trust_error);
+    sx_cms_info_free(&info);
+    sx_trust_free(t);
+    free(root);
+    sx_buf_free(&sig);
+    free_cds(&c);
 }
