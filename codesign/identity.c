@@ -26,6 +26,7 @@
 #include <openssl/provider.h>
 #include <openssl/rsa.h>
 #include <openssl/x509v3.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -542,15 +543,17 @@ static int is_pem(const uint8_t *data, size_t len)
 
 /* OpenSSL 3 moved RC2/3DES PBEs (older Keychain exports) into the legacy provider; load it
  * (with default beside it) on demand. */
-static void load_legacy_provider(void)
+static void load_legacy_once(void)
 {
-    static int done;
-    if (done)
-        return;
-    done = 1;
     OSSL_PROVIDER_load(NULL, "default");
     OSSL_PROVIDER_load(NULL, "legacy");
     ERR_clear_error();
+}
+
+static void load_legacy_provider(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, load_legacy_once);
 }
 
 static int p12_parse(const char *path, const uint8_t *data, size_t len, const char *password,

@@ -709,13 +709,15 @@ static void *read_pem(const char *name, int key)
     return obj;
 }
 
-/* A leaf from the shared CA's intermediate carrying one extra CRITICAL extension `oid`. */
-static sx_identity *leaf_with_critical(const char *oid)
+/* A leaf from the shared CA's intermediate, RSA or EC P-256, carrying one extra CRITICAL
+ * extension `oid` when given. */
+static sx_identity *make_leaf(const char *oid, int ec)
 {
     EVP_PKEY *ikey = read_pem(SX_CA_INT_KEY, 1);
     X509 *inter = read_pem(SX_CA_INT_CERT, 0), *root = read_pem(SX_CA_ROOT_CERT, 0);
     sx_identity *id = calloc(1, sizeof(*id));
-    id->key = EVP_RSA_gen(2048);
+    id->key = ec ? EVP_EC_gen("P-256") : EVP_RSA_gen(2048);
+    cr_assert_not_null(id->key);
     X509 *c = id->leaf = X509_new();
     cr_assert(X509_set_version(c, 2));
     cr_assert(ASN1_INTEGER_set(X509_get_serialNumber(c), 4242));
@@ -725,14 +727,16 @@ static sx_identity *leaf_with_critical(const char *oid)
     cr_assert(X509_gmtime_adj(X509_getm_notBefore(c), -3600));
     cr_assert(X509_gmtime_adj(X509_getm_notAfter(c), 3600));
     cr_assert(X509_set_pubkey(c, id->key));
-    ASN1_OBJECT *obj = OBJ_txt2obj(oid, 1);
-    ASN1_OCTET_STRING *os = ASN1_OCTET_STRING_new();
-    cr_assert(ASN1_OCTET_STRING_set(os, (const unsigned char *)"\x05\x00", 2));
-    X509_EXTENSION *ex = X509_EXTENSION_create_by_OBJ(NULL, obj, 1, os);
-    cr_assert(X509_add_ext(c, ex, -1));
-    X509_EXTENSION_free(ex);
-    ASN1_OCTET_STRING_free(os);
-    ASN1_OBJECT_free(obj);
+    if (oid) {
+        ASN1_OBJECT *obj = OBJ_txt2obj(oid, 1);
+        ASN1_OCTET_STRING *os = ASN1_OCTET_STRING_new();
+        cr_assert(ASN1_OCTET_STRING_set(os, (const unsigned char *)"\x05\x00", 2));
+        X509_EXTENSION *ex = X509_EXTENSION_create_by_OBJ(NULL, obj, 1, os);
+        cr_assert(X509_add_ext(c, ex, -1));
+        X509_EXTENSION_free(ex);
+        ASN1_OCTET_STRING_free(os);
+        ASN1_OBJECT_free(obj);
+    }
     cr_assert(X509_sign(c, ikey, EVP_sha256()));
     id->chain = sk_X509_new_null();
     sk_X509_push(id->chain, inter);
@@ -745,7 +749,7 @@ static int trusted_with_critical(const char *oid, char **why)
 {
     struct cds c;
     load_sstest_cds(&c);
-    sx_identity *id = leaf_with_critical(oid);
+    sx_identity *id = make_leaf(oid, 0);
     sx_buf sig = SX_BUF_INIT;
     cr_assert_eq(sx_cms_sign(id, c.cd0, c.len0, c.v, 2, 0, &sig), 0, "%s", sx_errmsg());
     char *root = sx_path_join(ca_dir, SX_CA_ROOT_CERT);
@@ -825,5 +829,48 @@ Test(codesign_cms, chain_checked_at_signing_time)
     sx_trust_free(t);
     free(root);
     sx_buf_free(&sig);
+    free_cds(&c);
+}
+
+/* An EC P-256 signer (a developer's own PEM key): ecdsa-with-SHA256, verifies both here and
+ * with the openssl CLI. */
+Test(codesign_cms, ec_signer_round_trip)
+{
+    struct cds c;
+    load_sstest_cds(&c);
+    sx_identity *id = make_leaf(NULL, 1);
+    sx_buf sig = SX_BUF_INIT;
+    cr_assert_eq(sx_cms_sign(id, c.cd0, c.len0, c.v, 2, 0, &sig), 0, "%s", sx_errmsg());
+    CMS_ContentInfo *cms = decode(sig.data, sig.len);
+    X509_ALGOR *alg = NULL;
+    CMS_SignerInfo_get0_algs(sk_CMS_SignerInfo_value(CMS_get0_SignerInfos(cms), 0), NULL, NULL,
+                             NULL, &alg);
+    cr_assert_eq(OBJ_obj2nid(alg->algorithm), NID_ecdsa_with_SHA256);
+    CMS_ContentInfo_free(cms);
+    char *root = sx_path_join(ca_dir, SX_CA_ROOT_CERT);
+    sx_trust *t = trust_of(root);
+    sx_cms_info info;
+    cr_assert_eq(sx_cms_verify(sig.data, sig.len, c.cd0, c.len0, t, &info), 0, "%s", sx_errmsg());
+    cr_assert_eq(info.chain_trusted, 1, "%s", info.trust_error ? info.trust_error : "");
+    sx_cms_info_free(&info);
+    c.cd0[3] ^= 1;
+    cr_assert_eq(sx_cms_verify(sig.data, sig.len, c.cd0, c.len0, t, &info), SYSEXT_ESIGNATURE);
+    sx_cms_info_free(&info);
+    c.cd0[3] ^= 1;
+    char *sigp = join("ec.sig"), *cdp = join("ec.cd");
+    spit(sigp, sig.data, sig.len);
+    spit(cdp, c.cd0, c.len0);
+    char cmd[2048];
+    snprintf(cmd, sizeof(cmd),
+             "openssl cms -verify -binary -inform DER -in '%s' -content '%s' -CAfile '%s' "
+             "-purpose any -out /dev/null 2>/dev/null",
+             sigp, cdp, root);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+    free(sigp);
+    free(cdp);
+    sx_trust_free(t);
+    free(root);
+    sx_buf_free(&sig);
+    sx_identity_free(id);
     free_cds(&c);
 }

@@ -429,3 +429,29 @@ Test(codesign_identity, signer_kind_needs_the_matching_intermediate)
     sx_identity_free(id);
     free(p12);
 }
+
+/* A PKCS#12 as older Keychain exports write it (RC2-40 / 3DES PBE, SHA-1 MAC): OpenSSL 3 needs
+ * its legacy provider, which sx_identity_load loads on demand. */
+Test(codesign_identity, legacy_pkcs12)
+{
+    use_shared_ca();
+    char *p12 = join("new.p12"), *pem = join("all.pem"), *legacy = join("legacy.p12");
+    cr_assert_eq(sx_identity_create(ca_dir, "ABCDE12345", "Old Mac", SX_ID_DEVELOPMENT, "", p12), 0);
+    cr_assert_eq(run("openssl pkcs12 -in '%s' -passin pass: -nodes -out '%s' 2>/dev/null", p12, pem), 0);
+    cr_assert_eq(run("openssl pkcs12 -export -legacy -in '%s' -passout pass:old -out '%s' 2>/dev/null",
+                     pem, legacy),
+                 0);
+    cr_assert_eq(run("openssl pkcs12 -in '%s' -passin pass:old -info -noout 2>&1 | grep -q RC2", legacy),
+                 0);
+    sx_identity *id = NULL;
+    cr_assert_eq(sx_identity_load(legacy, NULL, "old", &id), 0, "%s", sx_errmsg());
+    cr_assert_str_eq(id->team_id, "ABCDE12345");
+    cr_assert_eq(id->kind, SX_SIGNER_DEVELOPMENT);
+    cr_assert_eq(sk_X509_num(id->chain), 2);
+    sx_identity_free(id);
+    id = NULL;
+    cr_assert_eq(sx_identity_load(legacy, NULL, "new", &id), SYSEXT_EPERM);
+    free(p12);
+    free(pem);
+    free(legacy);
+}
