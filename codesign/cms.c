@@ -345,7 +345,8 @@ static int read_v1(CMS_SignerInfo *si, sx_cms_info *info)
                    SX_CMS_MAX_CDS);
         goto out;
     }
-    if (n && !(info->v1_hashes = calloc(n, sizeof(*info->v1_hashes)))) {
+    /* Allocated even for an empty array: non-NULL means "the attribute is present". */
+    if (!(info->v1_hashes = calloc(n ? n : 1, sizeof(*info->v1_hashes)))) {
         r = sx_err(SYSEXT_ENOMEM, "out of memory");
         goto out;
     }
@@ -694,8 +695,8 @@ int sx_cms_check_cdhashes(const sx_cms_info *info, const sx_cms_cd *cds, size_t 
     int r = check_cds(cds, n_cds);
     if (r < 0)
         return r;
-    int have_v1 = info->v1_hashes != NULL || info->n_v1 > 0;
-    int have_v2 = info->v2_hashes != NULL || info->n_v2 > 0;
+    int have_v1 = info->v1_hashes != NULL;
+    int have_v2 = info->v2_hashes != NULL;
     if (n_cds > 1 && !have_v1 && !have_v2)
         return sx_err(SYSEXT_ESIGNATURE, "CMS: %zu CodeDirectories but no cdhash attribute "
                                          "(9.1 or 9.2) binds the alternates", n_cds);

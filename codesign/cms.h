@@ -35,7 +35,8 @@ typedef struct sx_cms_info {
     X509 *leaf;             /* borrowed from chain */
     time_t signing_time;    /* 0 if absent */
     int has_timestamp;      /* an RFC 3161 token is present */
-    /* cdhashes from attribute 9.1 (20 bytes each) and 9.2 (full), as found. */
+    /* cdhashes from attribute 9.1 (20 bytes each) and 9.2 (full), as found; each array is
+     * non-NULL exactly when its attribute is present (even with no entries). */
     uint8_t (*v1_hashes)[20];
     size_t n_v1;
     struct { uint8_t hash_type; uint8_t hash[48]; size_t len; } *v2_hashes;

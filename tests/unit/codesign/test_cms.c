@@ -874,3 +874,43 @@ Test(codesign_cms, ec_signer_round_trip)
     sx_identity_free(id);
     free_cds(&c);
 }
+
+/* The 9.1/9.2 binding rules on hand-made attribute sets (reference 5.4, 5.5). */
+Test(codesign_cms, cdhash_attribute_rules)
+{
+    struct cds c;
+    load_sstest_cds(&c);
+    sx_cms_info info;
+    memset(&info, 0, sizeof(info));
+    /* No attribute at all: fine for one CD (old signatures), not for two. */
+    cr_assert_eq(sx_cms_check_cdhashes(&info, c.v, 1), 0);
+    cr_assert_eq(sx_cms_check_cdhashes(&info, c.v, 2), SYSEXT_ESIGNATURE);
+    /* 9.1 present but empty: a mismatch, not "absent". */
+    info.v1_hashes = calloc(1, sizeof(*info.v1_hashes));
+    cr_assert_eq(sx_cms_check_cdhashes(&info, c.v, 1), SYSEXT_ESIGNATURE);
+    free(info.v1_hashes);
+    /* 9.1 in the wrong order. */
+    info.v1_hashes = calloc(2, sizeof(*info.v1_hashes));
+    info.n_v1 = 2;
+    memcpy(info.v1_hashes[0], c.h1, 20);
+    memcpy(info.v1_hashes[1], c.h0, 20);
+    cr_assert_eq(sx_cms_check_cdhashes(&info, c.v, 2), SYSEXT_ESIGNATURE);
+    memcpy(info.v1_hashes[0], c.h0, 20);
+    memcpy(info.v1_hashes[1], c.h1, 20);
+    cr_assert_eq(sx_cms_check_cdhashes(&info, c.v, 2), 0);
+    /* 9.2 records a SHA-256-truncated (type 3) CD with its full SHA-256. */
+    info.v2_hashes = calloc(1, sizeof(*info.v2_hashes));
+    info.n_v2 = 1;
+    info.v2_hashes[0].hash_type = SX_HASH_SHA256;
+    info.v2_hashes[0].len = 32;
+    memcpy(info.v2_hashes[0].hash, c.h1, 32);
+    free(info.v1_hashes);
+    info.v1_hashes = NULL;
+    info.n_v1 = 0;
+    sx_cms_cd t3 = {SX_HASH_SHA256_TRUNCATED, c.h1, 32};
+    cr_assert_eq(sx_cms_check_cdhashes(&info, &t3, 1), 0, "%s", sx_errmsg());
+    info.v2_hashes[0].hash[5] ^= 1;
+    cr_assert_eq(sx_cms_check_cdhashes(&info, &t3, 1), SYSEXT_ESIGNATURE);
+    sx_cms_info_free(&info);
+    free_cds(&c);
+}
