@@ -647,6 +647,17 @@ int sx_cms_verify(const uint8_t *cms_der, size_t len, const uint8_t *cd0, size_t
         info->trust_error = strdup("the CMS signature is invalid");
         goto out;
     }
+    /* Only digests Apple's verifier knows bind the CodeDirectory (no MD5 and the like). */
+    X509_ALGOR *dig = NULL;
+    CMS_SignerInfo_get0_algs(si, NULL, NULL, &dig, NULL);
+    int dnid = dig ? OBJ_obj2nid(dig->algorithm) : NID_undef;
+    if (dnid != NID_sha1 && dnid != NID_sha256 && dnid != NID_sha384 && dnid != NID_sha512) {
+        r = sx_err(SYSEXT_ESIGNATURE, "CMS: digest algorithm %s is not accepted (expected "
+                                      "SHA-256, or SHA-1/SHA-384/SHA-512)",
+                   dnid == NID_undef ? "(unknown)" : OBJ_nid2sn(dnid));
+        info->trust_error = strdup("the CMS signature uses an unacceptable digest");
+        goto out;
+    }
     /* Attributes are read only once the signature covers them. */
     if ((r = read_signing_time(si, &info->signing_time)) < 0 || (r = read_v1(si, info)) < 0 ||
         (r = read_v2(si, info)) < 0)

@@ -914,3 +914,44 @@ Test(codesign_cms, cdhash_attribute_rules)
     sx_cms_info_free(&info);
     free_cds(&c);
 }
+
+/* A detached CMS made by the openssl CLI with an MD5 digest: the signature is
+ * cryptographically valid but MD5 does not bind the CodeDirectory. The same command with
+ * SHA-256 is accepted (OpenSSL-made signatures interoperate). */
+Test(codesign_cms, weak_digest_is_refused)
+{
+    struct cds c;
+    load_sstest_cds(&c);
+    char *pem = join("all.pem"), *cdp = join("cd"), *md5 = join("md5.der"), *sha = join("sha.der");
+    spit(cdp, c.cd0, c.len0);
+    char cmd[4096];
+    snprintf(cmd, sizeof(cmd), "openssl pkcs12 -in '%s' -passin pass: -nodes -out '%s' 2>/dev/null",
+             p12, pem);
+    cr_assert_eq(system(cmd), 0);
+    for (int i = 0; i < 2; i++) {
+        snprintf(cmd, sizeof(cmd),
+                 "openssl cms -sign -binary -md %s -signer '%s' -inkey '%s' -in '%s' -outform DER "
+                 "-out '%s' 2>/dev/null",
+                 i ? "sha256" : "md5", pem, pem, cdp, i ? sha : md5);
+        cr_assert_eq(system(cmd), 0, "%s", cmd);
+    }
+    uint8_t *sig;
+    size_t len;
+    sx_cms_info info;
+    slurp(md5, &sig, &len);
+    cr_assert_eq(sx_cms_verify(sig, len, c.cd0, c.len0, NULL, &info), SYSEXT_ESIGNATURE);
+    cr_assert_not_null(strstr(sx_errmsg(), "MD5 is not accepted"), "%s", sx_errmsg());
+    sx_cms_info_free(&info);
+    free(sig);
+    slurp(sha, &sig, &len);
+    cr_assert_eq(sx_cms_verify(sig, len, c.cd0, c.len0, NULL, &info), 0, "%s", sx_errmsg());
+    cr_assert_null(info.v1_hashes);
+    cr_assert_null(info.v2_hashes);
+    sx_cms_info_free(&info);
+    free(sig);
+    free(pem);
+    free(cdp);
+    free(md5);
+    free(sha);
+    free_cds(&c);
+}
