@@ -6,5 +6,6 @@
 #include "sysext/errors.h"
 #include "sysext/version.h"
 #include "sysext/codesign.h"
+#include "sysext/bundle.h"
 
 #endif
