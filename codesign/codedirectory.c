@@ -121,7 +121,7 @@ int sx_cd_build(const sx_cd_params *p, sx_buf *out)
                      p->code_limit > UINT32_MAX ? UINT32_MAX : (uint32_t)p->code_limit);
     put_u8(out, base + 0x24, (uint8_t)hs);
     put_u8(out, base + 0x25, p->hash_type);
-    put_u8(out, base + 0x26, 0);
+    put_u8(out, base + 0x26, p->platform);
     put_u8(out, base + 0x27, p->page_size_log2);
     if (version >= CD_V_TEAM && has_team)
         sx_buf_set_u32be(out, base + 0x30, (uint32_t)(hdr + id_len));

@@ -55,6 +55,7 @@ typedef struct sx_cd_params {
     /* Mach-O only; all zero for a generic executable. */
     uint64_t exec_seg_base, exec_seg_limit, exec_seg_flags;
     uint32_t runtime_version;
+    uint8_t platform; /* 0 for third-party code; Apple's own binaries carry a platform id */
 } sx_cd_params;
 
 /* Append a CodeDirectory blob to `out`, choosing the lowest version that can express it
