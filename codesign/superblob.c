@@ -183,7 +183,7 @@ int sx_superblob_build(const sx_blob_ref *blobs, size_t n, sx_buf *out)
 #define LC_SEGMENT 0x1u
 #define LC_SEGMENT_64 0x19u
 #define LC_CODE_SIGNATURE 0x1du
-#define FAT_MAX_ARCHS 64u /* Java class files share 0xcafebabe; their "count" is >= 45 */
+#define FAT_MAX_ARCHS 32u /* Java class files share 0xcafebabe; their "count" is >= 45 */
 
 static uint32_t be32(const uint8_t *p)
 {
