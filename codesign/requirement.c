@@ -509,15 +509,39 @@ static int put_data(sx_buf *o, const void *d, size_t n)
     return e;
 }
 
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c - 'A' + 10;
+}
+
+static bool hex_word(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isxdigit((unsigned char)s[i]))
+            return false;
+    return true;
+}
+
 /* Current token as a data value (string, bare word or hash); advances. */
 static int take_value(lexer *lx, sx_buf *o, const char *what)
 {
     int e;
-    if (lx->tok == T_STRING || lx->tok == T_HASH)
+    if (lx->tok == T_STRING || lx->tok == T_HASH) {
         e = put_data(o, lx->str.data, lx->str.len);
-    else if (lx->tok == T_WORD)
+    } else if (lx->tok == T_WORD && lx->word_len > 2 && lx->word_len % 2 == 0 &&
+               memcmp(lx->word, "0x", 2) == 0 && hex_word(lx->word + 2, lx->word_len - 2)) {
+        /* 0x<hex>: binary data, as codesign prints non-printable operands */
+        uint8_t bin[REQ_MAX_DATA];
+        size_t n = (lx->word_len - 2) / 2;
+        if (n > sizeof(bin))
+            return sx_err(SYSEXT_ELIMIT, "requirement text: hex data at column %zu is too long",
+                          lx->start + 1);
+        for (size_t i = 0; i < n; i++)
+            bin[i] = (uint8_t)(hexval(lx->word[2 + 2 * i]) << 4 | hexval(lx->word[3 + 2 * i]));
+        e = put_data(o, bin, n);
+    } else if (lx->tok == T_WORD) {
         e = put_data(o, lx->word, lx->word_len);
-    else
+    } else
         return expected(lx, what);
     return e < 0 ? e : lex_next(lx);
 }

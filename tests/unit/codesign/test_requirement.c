@@ -460,6 +460,11 @@ Test(codesign_requirement, text_round_trip_and_printing_rules)
     sx_buf t = SX_BUF_INIT;
     cr_assert_eq(sx_req_to_text(bin, sizeof(bin), &t), 0);
     cr_assert_str_eq((const char *)t.data, "identifier 0x01ff");
+    sx_buf b = SX_BUF_INIT;
+    cr_assert_eq(sx_req_compile("identifier 0x01ff", &b), 0);
+    cr_assert_eq(b.len, sizeof(bin));
+    cr_assert_eq(memcmp(b.data, bin, sizeof(bin)), 0, "0x<hex> compiles to binary data");
+    sx_buf_free(&b);
     sx_buf_free(&t);
 }
 
