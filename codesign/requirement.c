@@ -1116,6 +1116,57 @@ done:
     return e;
 }
 
+static int subject_o(X509 *c, char **out)
+{
+    *out = NULL;
+    int e = subject_text(c, NID_organizationName, out);
+    return e == SYSEXT_ENOTFOUND ? 0 : e;
+}
+
+int sx_req_designated_text_chain(const char *identifier, STACK_OF(X509) *chain, sx_buf *out)
+{
+    SX_ASSERT_ARG(identifier);
+    SX_ASSERT_ARG(chain);
+    SX_ASSERT_ARG(out);
+    int n = sk_X509_num(chain);
+    if (n < 1)
+        return sx_err(SYSEXT_EINVAL, "designated requirement: empty certificate chain");
+    _sx_cleanup_free_ char *leaf_o = NULL;
+    int e = subject_o(sk_X509_value(chain, 0), &leaf_o);
+    if (e < 0)
+        return e;
+    int slot = 0;
+    if (leaf_o) {
+        while (slot + 1 < n) {
+            _sx_cleanup_free_ char *ca_o = NULL;
+            if ((e = subject_o(sk_X509_value(chain, slot + 1), &ca_o)) < 0)
+                return e;
+            if (!ca_o || strcmp(ca_o, leaf_o) != 0)
+                break;
+            slot++;
+        }
+    }
+    uint8_t sha1[EVP_MAX_MD_SIZE];
+    unsigned hn = 0;
+    if (!X509_digest(sk_X509_value(chain, slot), EVP_sha1(), sha1, &hn) || hn != 20)
+        return sx_err(SYSEXT_ERROR, "designated requirement: SHA-1 of certificate %d failed", slot);
+    size_t base = out->len;
+    if ((e = sx_buf_puts(out, "identifier ")) >= 0 &&
+        (e = print_data(out, (const uint8_t *)identifier, strlen(identifier), false)) >= 0) {
+        if (leaf_o && slot == n - 1)
+            e = sx_buf_puts(out, " and certificate root = ");
+        else if (slot == 0)
+            e = sx_buf_puts(out, " and certificate leaf = ");
+        else
+            e = sx_buf_printf(out, " and certificate %d = ", slot);
+    }
+    if (e >= 0)
+        e = print_hash(out, sha1, 20);
+    if (e < 0)
+        out->len = base;
+    return e;
+}
+
 /* ------------------------------------------------------------------ evaluation */
 
 typedef struct evaluator {

@@ -42,9 +42,19 @@ typedef enum sx_signer_kind {
 } sx_signer_kind;
 
 /* The DR text codesign would generate for this code. For ad-hoc, `cdhash` (20 bytes) is
- * used ("cdhash H\"...\""); otherwise leaf/team fields come from `leaf`. */
+ * used ("cdhash H\"...\""); otherwise leaf/team fields come from `leaf` (Developer ID: the
+ * team is `team_id`, or the leaf's subject OU when NULL). SX_SIGNER_OTHER pins the leaf
+ * itself (`certificate leaf = H"<sha1>"`); when the whole chain is known, prefer
+ * sx_req_designated_text_chain(), which follows codesign's rule exactly. */
 int sx_req_designated_text(const char *identifier, sx_signer_kind kind, X509 *leaf,
                            const char *team_id, const uint8_t *cdhash, sx_buf *out);
+
+/* The DR codesign makes for a chain that does not end at an Apple root (DRMaker's
+ * nonAppleAnchor): pin the highest certificate, counting up from the leaf, whose subject O
+ * equals the leaf's ("root" if that reaches the anchor; the leaf itself if it has no O):
+ * `identifier "X" and certificate root = H"<sha1>"`. `chain` is leaf first, anchor last.
+ * This is the right DR for code signed with a private (non-Apple) PKI. */
+int sx_req_designated_text_chain(const char *identifier, STACK_OF(X509) *chain, sx_buf *out);
 
 /* What a requirement is evaluated against. */
 typedef struct sx_req_context {

@@ -235,6 +235,17 @@ static X509 *leaf_of(STACK_OF(X509) *chain)
     return sk_X509_value(chain, 0);
 }
 
+/* ---- evaluation ---- */
+
+static int eval_text(const char *text, const sx_req_context *ctx)
+{
+    sx_buf b = SX_BUF_INIT;
+    cr_assert_eq(sx_req_compile(text, &b), 0, "%s: %s", text, sx_errmsg());
+    int r = sx_req_evaluate(b.data, b.len, ctx);
+    sx_buf_free(&b);
+    return r;
+}
+
 Test(codesign_requirement, designated_text_generation)
 {
     sx_buf b = SX_BUF_INIT;
@@ -270,23 +281,34 @@ Test(codesign_requirement, designated_text_generation)
     sk_X509_pop_free(chain, X509_free);
     free(cms);
 
+    /* codesign's non-Apple rule over a whole chain: ls's certificates all carry O=Apple Inc.,
+     * so the pin climbs to the root (Apple Root CA's SHA-1); libexpat's leaf is VMware's. */
+    sample ls = open_macho("macho/ls-osx-x86_64", 0);
+    chain = chain_of_sample(&ls);
+    b.len = 0;
+    cr_assert_eq(sx_req_designated_text_chain("com.apple.ls", chain, &b), 0, "%s", sx_errmsg());
+    cr_assert_str_eq((const char *)b.data, "identifier \"com.apple.ls\" and certificate root = "
+                                           "H\"611e5b662c593a08ff58d14ae22452d198df6c60\"");
+    sx_req_context lctx = {.identifier = "com.apple.ls", .chain = chain};
+    cr_assert_eq(eval_text((const char *)b.data, &lctx), 0, "%s", sx_errmsg());
+    sk_X509_pop_free(chain, X509_free);
+    close_sample(&ls);
+    s = open_macho("macho/libexpat.1.dylib", 0);
+    chain = chain_of_sample(&s);
+    b.len = 0;
+    cr_assert_eq(sx_req_designated_text_chain("libexpat.1", chain, &b), 0);
+    cr_assert(strncmp((const char *)b.data,
+                      "identifier \"libexpat.1\" and certificate leaf = H\"", 49) == 0,
+              "%s", (const char *)b.data);
+    sk_X509_pop_free(chain, X509_free);
+    close_sample(&s);
+
     b.len = 0;
     uint8_t h[20];
     sx_hex_decode("0c810928dca9279dfdce75907235504c1418eb90", h, 20);
     cr_assert_eq(sx_req_designated_text("x", SX_SIGNER_ADHOC, NULL, NULL, h, &b), 0);
     cr_assert_str_eq((const char *)b.data, "cdhash H\"0c810928dca9279dfdce75907235504c1418eb90\"");
     sx_buf_free(&b);
-}
-
-/* ---- evaluation ---- */
-
-static int eval_text(const char *text, const sx_req_context *ctx)
-{
-    sx_buf b = SX_BUF_INIT;
-    cr_assert_eq(sx_req_compile(text, &b), 0, "%s: %s", text, sx_errmsg());
-    int r = sx_req_evaluate(b.data, b.len, ctx);
-    sx_buf_free(&b);
-    return r;
 }
 
 Test(codesign_requirement, evaluate_developer_id_and_development)
