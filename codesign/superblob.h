@@ -21,14 +21,18 @@ typedef struct sx_superblob {
     sx_blob_ref *blobs; /* owned array; data pointers borrow from the input */
 } sx_superblob;
 
-/* Parse and bounds-check a SuperBlob: every index entry and sub-blob inside it, sub-blob
- * lengths consistent, no duplicate index types. */
+/* Parse and bounds-check a SuperBlob (magic 0xfade0cc0, 0xfade0cc1 or 0xfade0c01): every
+ * index entry and sub-blob inside it, sub-blob lengths consistent, no duplicate index types.
+ * Sub-blob contents are not parsed. Free with sx_superblob_free(). */
 int sx_superblob_parse(const uint8_t *data, size_t len, const char *what, sx_superblob *out);
 void sx_superblob_free(sx_superblob *sb);
 const sx_blob_ref *sx_superblob_find(const sx_superblob *sb, uint32_t type);
 
 /* Build an embedded-signature SuperBlob from sub-blobs (sorted by type as codesign does). */
 int sx_superblob_build(const sx_blob_ref *blobs, size_t n, sx_buf *out);
+/* Same with another SuperBlob magic (0xfade0cc1 detached, 0xfade0c01 requirement set). Each
+ * blob's `data`/`len` is copied as is; `magic` of the refs is not used. */
+int sx_superblob_build_magic(uint32_t magic, const sx_blob_ref *blobs, size_t n, sx_buf *out);
 
 /* One architecture slice of a Mach-O file and its LC_CODE_SIGNATURE, if any. */
 typedef struct sx_macho_slice {
