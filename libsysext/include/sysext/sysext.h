@@ -4,6 +4,7 @@
 
 #include "sysext/common.h"
 #include "sysext/errors.h"
+#include "sysext/identity.h"
 #include "sysext/version.h"
 #include "sysext/codesign.h"
 #include "sysext/bundle.h"
