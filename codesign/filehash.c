@@ -259,8 +259,10 @@ static int cache_save(const char *path, const sx_hash_job *jobs, size_t n, uint6
         if (j->rc != 0 || !j->rel || plen == 0 || plen > CACHE_MAX_PATH || j->dev == 0 ||
             count == UINT32_MAX)
             continue;
-        /* Racily clean: a later change could keep the same stat data. */
-        if (j->mtime_ns + RACY_WINDOW_NS > start_ns || j->ctime_ns + RACY_WINDOW_NS > start_ns)
+        /* Racily clean: a write right after our read, within the file system's timestamp
+         * granularity, could leave the stat data as it is. Any later write moves the mtime
+         * to "now", away from an older one. */
+        if (j->mtime_ns + RACY_WINDOW_NS > start_ns)
             continue;
         uint8_t flags = (uint8_t)((j->have_sha1 ? CF_SHA1 : 0) | (j->have_sha256 ? CF_SHA256 : 0));
         if ((rc = sx_buf_put_u32be(&b, (uint32_t)plen)) < 0 ||
