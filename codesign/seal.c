@@ -181,6 +181,10 @@ static int walk_dir(walker *w, int dfd, const char *prefix, bool in_r2, unsigned
             free(rel);
             continue;
         }
+        if (!in_r2 && !wanted(r1) && !(S_ISLNK(st.st_mode) && strcasecmp(name, ".DS_Store") == 0)) {
+            free(rel); /* inside nested code and not in the secondary seal either */
+            continue;
+        }
         walk_item *it;
         if ((rc = walker_push(w, &it)) < 0) {
             free(rel);
@@ -324,7 +328,7 @@ int sx_seal_build(const sx_seal_options *o, sx_buf *xml_out)
         const walk_item *it = &w.v[i];
         bool v2 = it->in_r2 && wanted(it->r2);
         bool v1 = it->type == W_FILE && wanted(it->r1);
-        if (it->type == W_LINK && is_dsstore(it->rel) && (v2 || wanted(it->r1))) {
+        if (it->type == W_LINK && is_dsstore(it->rel)) {
             rc = sx_err(SYSEXT_EFORMAT, "%s/%s: .DS_Store files cannot be a symlink", base, it->rel);
             goto out;
         }

@@ -69,6 +69,7 @@ int sx_seal_build(const sx_seal_options *o, sx_buf *xml_out);
  * nested item's cdhash from o->nested must equal the recorded one. Other failures (the
  * bundle cannot be read) return their SYSEXT_E* code. Returns 0 if the seal holds,
  * SYSEXT_ESIGNATURE if it does not, SYSEXT_EFORMAT if the plist is malformed. */
+/* `cdhash` is NULL when the seal records none (old seals); nonzero return = invalid. */
 typedef int (*sx_nested_check_fn)(const char *path, const uint8_t cdhash[20],
                                   const char *requirement, void *payload);
 int sx_seal_verify(const sx_seal_options *o, const uint8_t *xml, size_t len, bool strict,
