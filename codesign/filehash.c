@@ -29,8 +29,10 @@ static uint64_t ts_ns(struct timespec t)
 }
 
 /* Hash an open file into whichever digests are wanted; `buf` holds READ_CHUNK bytes. */
+/* `expect` is the size fstat reported (UINT64_MAX: unknown): once that much is read the
+ * final read() that would only see EOF is skipped (a syscall per file, many small files). */
 static int hash_fd(int fd, const char *path, bool want1, bool want256, uint8_t *buf,
-                   uint8_t sha1[20], uint8_t sha256[32], uint64_t *size)
+                   uint8_t sha1[20], uint8_t sha256[32], uint64_t *size, uint64_t expect)
 {
     EVP_MD_CTX *c1 = NULL, *c2 = NULL;
     int rc = 0;
@@ -59,6 +61,8 @@ static int hash_fd(int fd, const char *path, bool want1, bool want256, uint8_t *
             rc = sx_err(SYSEXT_ERROR, "%s: digest update failed", path);
             goto out;
         }
+        if (total == expect && (size_t)k < READ_CHUNK)
+            break;
     }
     if ((c1 && !EVP_DigestFinal_ex(c1, sha1, NULL)) ||
         (c2 && !EVP_DigestFinal_ex(c2, sha256, NULL))) {
@@ -88,7 +92,8 @@ static int open_regular(const char *path, struct stat *st)
         close(fd);
         return sx_err(SYSEXT_EFORMAT, "%s: not a regular file", path);
     }
-    (void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+    if (st->st_size > (off_t)READ_CHUNK)
+        (void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
     return fd;
 }
 
@@ -104,7 +109,8 @@ int sx_hash_file_pair(const char *path, uint8_t sha1[20], uint8_t sha256[32], ui
         close(fd);
         return sx_err(SYSEXT_ENOMEM, "%s: out of memory", path);
     }
-    int rc = hash_fd(fd, path, sha1 != NULL, sha256 != NULL, buf, sha1, sha256, size);
+    int rc = hash_fd(fd, path, sha1 != NULL, sha256 != NULL, buf, sha1, sha256, size,
+                     (uint64_t)st.st_size);
     free(buf);
     close(fd);
     return rc;
@@ -329,13 +335,14 @@ static void run_job(pool *p, sx_hash_job *j, uint8_t *buf)
         }
     }
     uint64_t size = 0;
-    int rc = hash_fd(fd, j->path, j->want_sha1, j->want_sha256, buf, j->sha1, j->sha256, &size);
+    int rc = hash_fd(fd, j->path, j->want_sha1, j->want_sha256, buf, j->sha1, j->sha256, &size,
+                     j->size);
     if (rc == 0) {
         j->have_sha1 = j->want_sha1;
         j->have_sha256 = j->want_sha256;
         /* Changed while we read it: the digests are fine for this run, but not cacheable. */
-        if (fstat(fd, &st2) < 0 || ts_ns(st2.st_mtim) != j->mtime_ns ||
-            ts_ns(st2.st_ctim) != j->ctime_ns || size != j->size)
+        if (p->cache && (fstat(fd, &st2) < 0 || ts_ns(st2.st_mtim) != j->mtime_ns ||
+                         ts_ns(st2.st_ctim) != j->ctime_ns || size != j->size))
             j->dev = 0;
         j->size = size;
         __atomic_fetch_add(&p->hashed, 1, __ATOMIC_RELAXED);
