@@ -1,6 +1,7 @@
 /* `sysextctl display`: what `codesign -dvvv` shows, as text or JSON. */
 #include "util/common.h"
 
+#include <openssl/x509.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -36,6 +37,14 @@ static void flag_names(uint32_t flags, sx_buf *out)
         }
     if (!any)
         sx_buf_puts(out, "none");
+}
+
+/* codesign prints an authority as the certificate's common name. */
+static char *authority_name(X509 *cert)
+{
+    char cn[256];
+    int n = X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn, sizeof(cn));
+    return n >= 0 ? strdup(cn) : sx_cert_subject_line(cert);
 }
 
 static json_object *hexobj(const uint8_t *p, size_t n)
@@ -205,7 +214,7 @@ static int render(const dinfo *d, const sx_sigfiles *s, unsigned flags, sx_buf *
     } else {
         sx_buf_printf(out, "Signature size=%zu\n", s->cms.len);
         for (int i = 0; have_cms && cms.chain && i < sk_X509_num(cms.chain); i++) {
-            char *subj = sx_cert_subject_line(sk_X509_value(cms.chain, i));
+            char *subj = authority_name(sk_X509_value(cms.chain, i));
             sx_buf_printf(out, "Authority=%s\n", subj ? subj : "?");
             free(subj);
         }

@@ -1375,7 +1375,7 @@ static int eval_leaf(evaluator *ev, sx_reader *r, uint32_t op, size_t at, bool *
         *res = apple_code_signing_chain(ctx);
         return 0;
     case OP_APPLE_GENERIC_ANCHOR:
-        *res = ctx->anchor_is_apple && ctx->chain;
+        *res = (ctx->anchor_is_apple || ctx->developer_anchor) && ctx->chain;
         return 0;
     case OP_TRUSTED_CERTS:
         *res = ctx->anchor_trusted && ctx->chain;

@@ -67,6 +67,11 @@ typedef struct sx_req_context {
     const void *info_plist;         /* plist_t or NULL */
     const void *entitlements;       /* plist_t or NULL */
     int notarized;                  /* a valid notarization ticket covers this code */
+    /* The chain ends at one of the developer roots this system trusts (verify --trust, the
+     * daemon's and the notary's trust lists). On Linux those roots stand where Apple's CA roots
+     * stand on macOS, so `anchor apple generic` accepts them; `anchor apple` (Apple's own
+     * software) still needs a real Apple root. */
+    int developer_anchor;
 } sx_req_context;
 
 /* 0 if satisfied, SYSEXT_EINVALID with a message naming the failing clause if not,

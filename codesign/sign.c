@@ -203,7 +203,9 @@ int sx_sign_bundle(const char *path, const sysext_sign_options *o)
 {
     sx_bundle *b = NULL;
     sx_identity *id = NULL;
+    /* Every cleanup-scoped variable is declared here: a goto out must never skip one. */
     _sx_cleanup_free_ char *password = NULL, *tmpdir = NULL, *sigdir = NULL, *cache = NULL;
+    _sx_cleanup_free_ uint8_t *info = NULL;
     sx_buf seal = SX_BUF_INIT, ents = SX_BUF_INIT, ents_der = SX_BUF_INIT, reqs = SX_BUF_INIT,
            dr_text = SX_BUF_INIT, dr = SX_BUF_INIT, cd = SX_BUF_INIT, cms = SX_BUF_INIT;
     int r;
@@ -277,7 +279,6 @@ int sx_sign_bundle(const char *path, const sysext_sign_options *o)
     /* Special slots and the single code page, all SHA-256 (what codesign writes for new code
      * on platforms without a legacy floor, DriverKit included). */
     uint8_t h_info[32], h_reqs[32], h_res[32], h_ents[32], h_der[32], h_code[32];
-    _sx_cleanup_free_ uint8_t *info = NULL;
     size_t info_len;
     uint64_t exe_size = 0;
     if ((r = sx_read_file(b->info_path, SX_INFO_PLIST_MAX, &info, &info_len)) < 0 ||

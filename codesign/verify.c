@@ -229,6 +229,7 @@ static void check_designated(vctx *c, const sx_sigfiles *s, const char *shown, s
         .chain = v->chain,
         .anchor_is_apple = v->anchor_is_apple,
         .anchor_trusted = v->chain_trusted,
+        .developer_anchor = v->chain_trusted,
         .info_plist = info_plist,
         .entitlements = v->entitlements,
     };
@@ -331,6 +332,7 @@ static int check_nested(const char *path, const uint8_t cdhash[20], const char *
                                   .chain = v.chain,
                                   .anchor_is_apple = v.anchor_is_apple,
                                   .anchor_trusted = v.chain_trusted,
+                                  .developer_anchor = v.chain_trusted,
                                   .entitlements = v.entitlements};
             r = sx_req_evaluate(blob.data, blob.len, &ctx);
             sx_sigfiles_free(&s);

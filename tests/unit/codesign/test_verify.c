@@ -64,8 +64,23 @@ Test(codesign_verify, tampered_file_inside_embedded_extension)
 Test(codesign_verify, tampered_info_plist)
 {
     signed_app();
-    flip_byte("Host.app/Contents/Info.plist", -12);
+    /* Still a well-formed plist: CFBundleVersion 1.0 becomes 1.1. */
+    uint8_t *d;
+    size_t n;
+    cr_assert_eq(sx_read_file(sx_fx_path("Host.app/Contents/Info.plist"), 1 << 20, &d, &n), 0);
+    char *v = strstr((char *)d, "<string>1.0</string>");
+    cr_assert_not_null(v);
+    v[10] = '1';
+    cr_assert_eq(sx_write_file_atomic(sx_fx_path("Host.app/Contents/Info.plist"), d, n, 0644), 0);
+    free(d);
     expect("info-plist-modified", "Info.plist");
+}
+
+Test(codesign_verify, malformed_info_plist)
+{
+    signed_app();
+    flip_byte("Host.app/Contents/Info.plist", -3);
+    expect("bundle-format", NULL);
 }
 
 Test(codesign_verify, tampered_executable)
