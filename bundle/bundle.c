@@ -178,6 +178,37 @@ fail:
     return r;
 }
 
+int sx_bundle_parse_entitlements_blob(const uint8_t *data, size_t len, const char *what,
+                                      plist_t *out)
+{
+    sx_reader rd;
+    uint32_t magic = 0, blen = 0;
+    const uint8_t *xml = NULL;
+    plist_t p = NULL;
+    int r;
+    sx_reader_init(&rd, data, len, what);
+    if ((r = sx_rd_u32be(&rd, &magic)) < 0 || (r = sx_rd_u32be(&rd, &blen)) < 0)
+        return r;
+    if (magic != SX_ENTITLEMENTS_MAGIC)
+        return sx_err(SYSEXT_EFORMAT, "%s: magic 0x%08x at offset 0, expected 0x%08x", what,
+                      magic, SX_ENTITLEMENTS_MAGIC);
+    if (blen < 8 || blen > len)
+        return sx_err(SYSEXT_EFORMAT, "%s: blob length %u at offset 4 is outside 8..%zu", what,
+                      blen, len);
+    if ((r = sx_rd_bytes(&rd, blen - 8, &xml)) < 0)
+        return r;
+    if ((r = sx_plist_parse(xml, blen - 8, what, &p)) < 0)
+        return r;
+    if (plist_get_node_type(p) != PLIST_DICT) {
+        r = sx_err(SYSEXT_EFORMAT, "%s: expected a dictionary, got %s", what,
+                   sx_plist_type_name(p));
+        plist_free(p);
+        return r;
+    }
+    *out = p;
+    return 0;
+}
+
 int sx_bundle_read_entitlements(const char *contents, plist_t *out)
 {
     _sx_cleanup_free_ char *file = sx_path_join(contents, "_CodeSignature/CodeEntitlements");
@@ -191,32 +222,7 @@ int sx_bundle_read_entitlements(const char *contents, plist_t *out)
     int r = sx_read_file(file, SX_ENTITLEMENTS_MAX, &data, &len);
     if (r < 0)
         return r;
-    sx_reader rd;
-    sx_reader_init(&rd, data, len, file);
-    uint32_t magic = 0, blen = 0;
-    const uint8_t *xml = NULL;
-    if ((r = sx_rd_u32be(&rd, &magic)) < 0 || (r = sx_rd_u32be(&rd, &blen)) < 0)
-        goto out;
-    if (magic != SX_ENTITLEMENTS_MAGIC) {
-        r = sx_err(SYSEXT_EFORMAT, "%s: magic 0x%08x at offset 0, expected 0x%08x", file, magic,
-                   SX_ENTITLEMENTS_MAGIC);
-        goto out;
-    }
-    if (blen < 8 || blen > len) {
-        r = sx_err(SYSEXT_EFORMAT, "%s: blob length %u at offset 4 is outside 8..%zu", file, blen,
-                   len);
-        goto out;
-    }
-    if ((r = sx_rd_bytes(&rd, blen - 8, &xml)) < 0)
-        goto out;
-    r = sx_plist_parse(xml, blen - 8, file, out);
-    if (r == 0 && plist_get_node_type(*out) != PLIST_DICT) {
-        r = sx_err(SYSEXT_EFORMAT, "%s: expected a dictionary, got %s", file,
-                   sx_plist_type_name(*out));
-        plist_free(*out);
-        *out = NULL;
-    }
-out:
+    r = sx_bundle_parse_entitlements_blob(data, len, file, out);
     free(data);
     return r;
 }

@@ -10,6 +10,8 @@
 
 #include <plist/plist.h>
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 typedef enum sx_bundle_kind {
     SX_BUNDLE_UNKNOWN = 0,
@@ -52,6 +54,9 @@ int sx_bundle_layout(const char *path, sx_bundle_kind kind, bool *flat, char **c
  * big-endian length of the whole blob, then an XML plist), bounded. *out is NULL when the file
  * does not exist (unsigned bundle); SYSEXT_EFORMAT naming the file and offset when malformed. */
 int sx_bundle_read_entitlements(const char *contents, plist_t *out);
+/* The same from memory: `what` names the blob in messages. */
+int sx_bundle_parse_entitlements_blob(const uint8_t *data, size_t len, const char *what,
+                                      plist_t *out);
 #define SX_ENTITLEMENTS_MAX (1u << 20)
 #define SX_ENTITLEMENTS_MAGIC 0xfade7171u
 

@@ -6,41 +6,91 @@
 
 #include <ctype.h>
 
-/* libplist 2.2 recurses once per nesting level in both parsers; a hostile file with a few
- * hundred thousand nested containers would exhaust the stack. No real Info.plist or
- * entitlements file nests deeper than a handful of levels. */
+/* No real Info.plist or entitlements file nests deeper than a handful of levels. */
 #define SX_PLIST_MAX_DEPTH 64
 
+static bool at(const char *s, size_t len, size_t i, const char *lit)
+{
+    size_t n = strlen(lit);
+    return i <= len && len - i >= n && !memcmp(s + i, lit, n);
+}
+
+/* Index just past the first `lit` at or after `from`, or `len`. */
+static size_t past(const char *s, size_t len, size_t from, const char *lit)
+{
+    size_t n = strlen(lit);
+    for (size_t i = from; i + n <= len; i++)
+        if (!memcmp(s + i, lit, n))
+            return i + n;
+    return len;
+}
+
+/* "<dict" or "<array" at i, not written as an empty element ("<dict/>"). Any such text counts,
+ * even inside comments or attributes: counting too many opens is only stricter. */
+static bool container_open(const char *s, size_t len, size_t i)
+{
+    size_t n = at(s, len, i, "<dict") ? 5 : at(s, len, i, "<array") ? 6 : 0;
+    if (!n)
+        return false;
+    size_t j = i + n;
+    while (j < len && isspace((unsigned char)s[j]))
+        j++;
+    return !at(s, len, j, "/>");
+}
+
+static bool container_close(const char *s, size_t len, size_t i)
+{
+    size_t n = at(s, len, i, "</dict") ? 6 : at(s, len, i, "</array") ? 7 : 0;
+    return n && i + n < len && (isspace((unsigned char)s[i + n]) || s[i + n] == '>');
+}
+
+/* libplist 2.2's XML parser and writer recurse once per nesting level (a plist nested a few
+ * hundred thousand levels deep crashes plist_to_xml, and the parser itself on a smaller
+ * stack), so nesting is measured before parsing. The count must never come out low: every
+ * opening tag counts, wherever it is, while a closing tag counts only outside comments,
+ * CDATA, processing instructions, declarations and quoted attribute values, as libplist
+ * reads them. */
 static int xml_depth_ok(const char *s, size_t len, const char *what)
 {
-    size_t depth = 0;
-    for (size_t i = 0; i + 1 < len; i++) {
-        if (s[i] != '<')
+    size_t depth = 0, i = 0;
+    while (i < len) {
+        if (s[i] != '<') {
+            i++;
             continue;
-        const char *t = s + i + 1;
-        size_t left = len - i - 1;
-        bool close = t[0] == '/';
-        if (close) {
-            t++;
-            left--;
         }
-        bool dict = left >= 4 && !memcmp(t, "dict", 4);
-        bool array = left >= 5 && !memcmp(t, "array", 5);
-        if (!dict && !array)
-            continue;
-        size_t nlen = dict ? 4 : 5;
-        /* "<dict/>" opens and closes at once. */
-        size_t j = nlen;
-        while (j < left && isspace((unsigned char)t[j]))
-            j++;
-        bool empty = j < left && t[j] == '/';
-        if (close) {
-            if (depth)
+        size_t end;
+        if (at(s, len, i, "<!--"))
+            end = past(s, len, i + 4, "-->");
+        else if (at(s, len, i, "<![CDATA["))
+            end = past(s, len, i + 9, "]]>");
+        else if (at(s, len, i, "<?"))
+            end = past(s, len, i + 2, "?>");
+        else if (at(s, len, i, "<!"))
+            end = past(s, len, i + 2, ">");
+        else {
+            char q = 0;
+            size_t j = i + 1;
+            for (; j < len; j++) {
+                if (q) {
+                    if (s[j] == q)
+                        q = 0;
+                } else if (s[j] == '"' || s[j] == '\'') {
+                    q = s[j];
+                } else if (s[j] == '>') {
+                    break;
+                }
+            }
+            end = j < len ? j + 1 : len;
+            if (container_close(s, len, i) && depth)
                 depth--;
-        } else if (!empty && ++depth > SX_PLIST_MAX_DEPTH) {
-            return sx_err(SYSEXT_ELIMIT, "%s: containers nested deeper than %d levels at byte %zu",
-                          what, SX_PLIST_MAX_DEPTH, i);
         }
+        for (size_t k = i; k < end; k++) {
+            if (s[k] == '<' && container_open(s, len, k) && ++depth > SX_PLIST_MAX_DEPTH)
+                return sx_err(SYSEXT_ELIMIT,
+                              "%s: containers nested deeper than %d levels at byte %zu", what,
+                              SX_PLIST_MAX_DEPTH, k);
+        }
+        i = end;
     }
     return 0;
 }
@@ -59,11 +109,157 @@ static int rd_be(sx_reader *r, unsigned n, uint64_t *out)
     return 0;
 }
 
-/* libplist 2.2 asserts (aborts) when a dictionary key holding a NUL byte is read back, and a
- * binary plist can carry one in an ASCII (0x5_) or UTF-16 (0x6_) string object. Walk the object
- * table first and refuse any string with a NUL; a structure we cannot walk is refused too.
- * (The XML parser already refuses NULs, raw or as character references.) */
-static int bplist_strings_ok(const uint8_t *data, size_t len, const char *what)
+struct bpl {
+    const uint8_t *data;
+    size_t body; /* bytes before the trailer */
+    uint64_t nobj, table;
+    uint8_t offsz, refsz;
+    const char *what;
+};
+
+/* A reader at object `i`, past its marker byte. */
+static int bpl_object(const struct bpl *b, uint64_t i, sx_reader *r, uint8_t *marker,
+                      uint64_t *off)
+{
+    int e;
+    sx_reader_init(r, b->data, b->body, b->what);
+    if ((e = sx_rd_seek(r, (size_t)(b->table + i * b->offsz))) < 0 ||
+        (e = rd_be(r, b->offsz, off)) < 0)
+        return e;
+    if (*off < 8 || *off >= b->body)
+        return sx_err(SYSEXT_EFORMAT, "%s: object %llu at offset %llu is outside the data",
+                      b->what, (unsigned long long)i, (unsigned long long)*off);
+    if ((e = sx_rd_seek(r, (size_t)*off)) < 0 || (e = sx_rd_u8(r, marker)) < 0)
+        return e;
+    return 0;
+}
+
+/* The element count of a string or container whose marker is `marker`. */
+static int bpl_count(const struct bpl *b, sx_reader *r, uint8_t marker, uint64_t off,
+                     uint64_t *count)
+{
+    uint8_t im;
+    int e;
+    *count = marker & 0xf;
+    if (*count != 0xf)
+        return 0;
+    if ((e = sx_rd_u8(r, &im)) < 0)
+        return e;
+    if ((im >> 4) != 0x1 || (im & 0xf) > 3)
+        return sx_err(SYSEXT_EFORMAT, "%s: object at offset %llu has a bad length marker 0x%02x",
+                      b->what, (unsigned long long)off, im);
+    return rd_be(r, 1u << (im & 0xf), count);
+}
+
+/* libplist 2.2 parses binary plists recursively, without a depth limit (a few hundred thousand
+ * nested arrays overflow the stack) and follows references into cycles. Walk the containers
+ * from the top object first, iteratively, each once, refusing cycles and deep nesting. */
+static int bpl_depth_ok(const struct bpl *b, uint64_t top)
+{
+    struct frame {
+        uint64_t obj, next, n; /* object, next child slot, child slots */
+        size_t refs;           /* offset of its first reference */
+        unsigned below;        /* levels of containers below it seen so far */
+    } stack[SX_PLIST_MAX_DEPTH];
+    /* Per object: 0 unseen, 1 on the stack, 2 done (depth[] then holds its depth). */
+    uint8_t *state = calloc((size_t)b->nobj, 2);
+    if (!state)
+        return sx_err(SYSEXT_ENOMEM, "%s: out of memory", b->what);
+    uint8_t *depth = state + b->nobj;
+    size_t sp = 0;
+    int e = 0;
+    uint64_t cur = top;
+    for (;;) {
+        /* Enter `cur`. */
+        sx_reader r;
+        uint8_t marker;
+        uint64_t off, count, slots = 0;
+        if ((e = bpl_object(b, cur, &r, &marker, &off)) < 0)
+            break;
+        unsigned kind = marker >> 4;
+        if (kind == 0xa || kind == 0xc || kind == 0xd) {
+            if ((e = bpl_count(b, &r, marker, off, &count)) < 0)
+                break;
+            slots = kind == 0xd ? count * 2 : count;
+            uint64_t bytes;
+            if (count > b->body || SX_MUL_OVERFLOW(slots, (uint64_t)b->refsz, &bytes) ||
+                bytes > sx_reader_left(&r)) {
+                e = sx_err(SYSEXT_EFORMAT, "%s: container at offset %llu runs past the data",
+                           b->what, (unsigned long long)off);
+                break;
+            }
+        }
+        if (slots == 0) {
+            state[cur] = 2;
+            depth[cur] = 0;
+            if (sp && stack[sp - 1].below < 1)
+                stack[sp - 1].below = 1;
+        } else {
+            if (sp == SX_PLIST_MAX_DEPTH) {
+                e = sx_err(SYSEXT_ELIMIT, "%s: containers nested deeper than %d levels at offset "
+                           "%llu", b->what, SX_PLIST_MAX_DEPTH, (unsigned long long)off);
+                break;
+            }
+            state[cur] = 1;
+            stack[sp++] = (struct frame){cur, 0, slots, r.pos, 0};
+        }
+        /* Find the next child to enter, finishing containers on the way up. */
+        bool entered = false;
+        while (sp && !entered) {
+            struct frame *f = &stack[sp - 1];
+            if (f->next == f->n) {
+                state[f->obj] = 2;
+                depth[f->obj] = (uint8_t)f->below;
+                unsigned d = f->below;
+                sp--;
+                if (sp && stack[sp - 1].below < d + 1)
+                    stack[sp - 1].below = d + 1;
+                continue;
+            }
+            sx_reader rr;
+            uint64_t child;
+            sx_reader_init(&rr, b->data, b->body, b->what);
+            if ((e = sx_rd_seek(&rr, f->refs + (size_t)(f->next * b->refsz))) < 0 ||
+                (e = rd_be(&rr, b->refsz, &child)) < 0)
+                break;
+            f->next++;
+            if (child >= b->nobj) {
+                e = sx_err(SYSEXT_EFORMAT, "%s: reference to object %llu of %llu", b->what,
+                           (unsigned long long)child, (unsigned long long)b->nobj);
+                break;
+            }
+            if (state[child] == 1) {
+                e = sx_err(SYSEXT_EFORMAT, "%s: object %llu contains itself", b->what,
+                           (unsigned long long)child);
+                break;
+            }
+            if (state[child] == 2) {
+                /* Shared and already measured: where we are plus its depth must fit. */
+                if (sp + depth[child] > SX_PLIST_MAX_DEPTH) {
+                    e = sx_err(SYSEXT_ELIMIT, "%s: containers nested deeper than %d levels",
+                               b->what, SX_PLIST_MAX_DEPTH);
+                    break;
+                }
+                if (f->below < (unsigned)depth[child] + 1)
+                    f->below = (unsigned)depth[child] + 1;
+                continue;
+            }
+            cur = child;
+            entered = true;
+        }
+        if (e < 0 || !entered)
+            break;
+    }
+    free(state);
+    return e;
+}
+
+/* Check a binary plist before libplist 2.2 parses it: the trailer and offset table are
+ * consistent, the containers nest at most SX_PLIST_MAX_DEPTH deep without cycles (above), and
+ * no ASCII (0x5_) or UTF-16 (0x6_) string holds a NUL: libplist asserts (aborts) when a
+ * dictionary key with a NUL is read back. (Its XML parser refuses NULs, raw or as character
+ * references.) A structure we cannot walk is refused. */
+static int bplist_ok(const uint8_t *data, size_t len, const char *what)
 {
     sx_reader r;
     uint64_t nobj = 0, top = 0, table = 0, off = 0, count = 0;
@@ -92,30 +288,18 @@ static int bplist_strings_ok(const uint8_t *data, size_t len, const char *what)
         tsize > body - table)
         return sx_err(SYSEXT_EFORMAT, "%s: binary property list trailer at offset %zu is "
                       "inconsistent", what, body);
+    struct bpl b = {data, body, nobj, table, offsz, refsz, what};
+    if ((e = bpl_depth_ok(&b, top)) < 0)
+        return e;
     for (uint64_t i = 0; i < nobj; i++) {
-        sx_reader_init(&r, data, body, what);
-        if ((e = sx_rd_seek(&r, (size_t)(table + i * offsz))) < 0 ||
-            (e = rd_be(&r, offsz, &off)) < 0)
-            return e;
-        uint8_t marker, im;
-        if (off < 8 || off >= body)
-            return sx_err(SYSEXT_EFORMAT, "%s: object %llu at offset %llu is outside the data",
-                          what, (unsigned long long)i, (unsigned long long)off);
-        if ((e = sx_rd_seek(&r, (size_t)off)) < 0 || (e = sx_rd_u8(&r, &marker)) < 0)
+        uint8_t marker;
+        if ((e = bpl_object(&b, i, &r, &marker, &off)) < 0)
             return e;
         unsigned kind = marker >> 4;
         if (kind != 0x5 && kind != 0x6)
             continue;
-        count = marker & 0xf;
-        if (count == 0xf) {
-            if ((e = sx_rd_u8(&r, &im)) < 0)
-                return e;
-            if ((im >> 4) != 0x1 || (im & 0xf) > 3)
-                return sx_err(SYSEXT_EFORMAT, "%s: string at offset %llu has a bad length "
-                              "marker 0x%02x", what, (unsigned long long)off, im);
-            if ((e = rd_be(&r, 1u << (im & 0xf), &count)) < 0)
-                return e;
-        }
+        if ((e = bpl_count(&b, &r, marker, off, &count)) < 0)
+            return e;
         uint64_t bytes = kind == 0x6 ? count * 2 : count;
         const uint8_t *p;
         if (count > body || bytes > sx_reader_left(&r))
@@ -144,7 +328,7 @@ int sx_plist_parse(const void *data, size_t len, const char *what, plist_t *out)
     if (len > UINT32_MAX)
         return sx_err(SYSEXT_ELIMIT, "%s: %zu bytes is too large for a property list", what, len);
     if (len >= 8 && !memcmp(data, "bplist00", 8)) {
-        int r = bplist_strings_ok(data, len, what);
+        int r = bplist_ok(data, len, what);
         if (r < 0)
             return r;
         plist_from_bin(data, (uint32_t)len, &p);

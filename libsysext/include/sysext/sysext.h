@@ -5,6 +5,7 @@
 #include "sysext/common.h"
 #include "sysext/errors.h"
 #include "sysext/identity.h"
+#include "sysext/archive.h"
 #include "sysext/version.h"
 #include "sysext/codesign.h"
 #include "sysext/bundle.h"

@@ -305,3 +305,103 @@ Test(bundle_plist, bplist_string_with_nul_refused)
     cr_assert_eq(sx_plist_parse(ok, sizeof(ok), "k", &p), SYSEXT_EFORMAT);
     cr_assert_not_null(strstr(sx_errmsg(), "trailer"), "%s", sx_errmsg());
 }
+
+/* n nested one-element arrays (object i holds a reference to i+1; the last is empty), with
+ * `cycle` the last one refers back to object 0 instead. 4-byte offsets and references. */
+static void nested_bplist(sx_buf *b, uint32_t n, bool cycle)
+{
+    sx_buf_puts(b, "bplist00");
+    uint32_t *offs = calloc(n, sizeof(*offs));
+    for (uint32_t i = 0; i < n; i++) {
+        offs[i] = (uint32_t)b->len;
+        if (i + 1 < n || cycle) {
+            sx_buf_putc(b, (char)0xa1);
+            sx_buf_put_u32be(b, i + 1 < n ? i + 1 : 0);
+        } else {
+            sx_buf_putc(b, (char)0xa0);
+        }
+    }
+    uint32_t table = (uint32_t)b->len;
+    for (uint32_t i = 0; i < n; i++)
+        sx_buf_put_u32be(b, offs[i]);
+    for (int i = 0; i < 6; i++)
+        sx_buf_putc(b, 0);
+    sx_buf_putc(b, 4);
+    sx_buf_putc(b, 4);
+    sx_buf_put_u64be(b, n);
+    sx_buf_put_u64be(b, 0);
+    sx_buf_put_u64be(b, table);
+    free(offs);
+}
+
+/* libplist 2.2 recurses without a limit through binary plists: 200000 nested arrays crash it
+ * with a stack overflow, and a cycle recurses forever. Both are refused before it runs. */
+Test(bundle_plist, bplist_deep_nesting_and_cycles_refused)
+{
+    plist_t p = NULL;
+    sx_buf b = SX_BUF_INIT;
+    nested_bplist(&b, 200000, false);
+    cr_assert_eq(sx_plist_parse(b.data, b.len, "deep", &p), SYSEXT_ELIMIT);
+    cr_assert_not_null(strstr(sx_errmsg(), "deep: containers nested deeper than 64 levels"),
+                       "%s", sx_errmsg());
+    sx_buf_free(&b);
+    nested_bplist(&b, 10, true);
+    cr_assert_eq(sx_plist_parse(b.data, b.len, "cyc", &p), SYSEXT_EFORMAT);
+    cr_assert_not_null(strstr(sx_errmsg(), "cyc: object 0 contains itself"), "%s", sx_errmsg());
+    sx_buf_free(&b);
+    nested_bplist(&b, 60, false);
+    cr_assert_eq(sx_plist_parse(b.data, b.len, "ok", &p), 0, "%s", sx_errmsg());
+    cr_assert_eq(plist_get_node_type(p), PLIST_ARRAY);
+    plist_free(p);
+    sx_buf_free(&b);
+}
+
+/* A tree whose one shared subtree is referenced from many places is walked once per object. */
+Test(bundle_plist, bplist_shared_subtrees)
+{
+    /* obj0: array of 3 refs to obj1; obj1: array of 1 ref to obj2; obj2: "s". */
+    static const uint8_t bp[] = {
+        'b', 'p', 'l', 'i', 's', 't', '0', '0',
+        0xa3, 0x01, 0x01, 0x01, /* @8 */
+        0xa1, 0x02,             /* @12 */
+        0x51, 's',              /* @14 */
+        0x08, 0x0c, 0x0e,       /* table @16 */
+        0, 0, 0, 0, 0, 0, 1, 1,
+        0, 0, 0, 0, 0, 0, 0, 3,
+        0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 16,
+    };
+    plist_t p = NULL;
+    cr_assert_eq(sx_plist_parse(bp, sizeof(bp), "shared", &p), 0, "%s", sx_errmsg());
+    cr_assert_eq(plist_array_get_size(p), 3);
+    plist_free(p);
+}
+
+/* The nesting count cannot be fooled by closing tags libplist does not see as closing tags. */
+Test(bundle_plist, xml_depth_not_fooled)
+{
+    static const char *const units[] = {
+        "<array><!-- </array> -->",
+        "<array><?pi </array> ?>",
+        "<array a=\"</array>\">",
+        "<dict x='</dict>'><key>k</key>",
+    };
+    for (size_t u = 0; u < SX_ARRAY_SIZE(units); u++) {
+        sx_buf b = SX_BUF_INIT;
+        sx_buf_puts(&b, "<plist>");
+        for (int i = 0; i < 100; i++)
+            sx_buf_puts(&b, units[u]);
+        sx_buf_puts(&b, "</plist>");
+        plist_t p = NULL;
+        cr_assert_eq(sx_plist_parse(b.data, b.len, "x", &p), SYSEXT_ELIMIT, "%s", units[u]);
+        sx_buf_free(&b);
+    }
+    /* Ordinary comments, attributes and empty elements are fine. */
+    const char ok[] = "<?xml version=\"1.0\"?><!DOCTYPE plist><plist version=\"1.0\"><dict>"
+                      "<!-- <array> </array> --><key>a</key><array/><key>b</key>"
+                      "<dict ></dict ><key>c</key><array><dict/></array></dict></plist>";
+    plist_t p = NULL;
+    cr_assert_eq(sx_plist_parse(ok, strlen(ok), "ok", &p), 0, "%s", sx_errmsg());
+    cr_assert_eq(plist_dict_get_size(p), 3);
+    plist_free(p);
+}
