@@ -275,7 +275,7 @@ int sysext_display(const char *path, unsigned flags, char **out_text)
     dinfo d = {.path = path, .info_entries = -1};
     if (sx_is_dir(path)) {
         sx_bundle *b = NULL;
-        if ((r = sx_bundle_open(path, &b)) < 0)
+        if ((r = sx_bundle_open_any(path, &b)) < 0)
             return r;
         _sx_cleanup_free_ char *sigdir = sx_path_join(b->contents, "_CodeSignature");
         r = sigdir ? sx_sigfiles_load(sigdir, &s) : sx_err(SYSEXT_ENOMEM, "out of memory");

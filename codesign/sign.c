@@ -212,7 +212,7 @@ int sx_sign_bundle(const char *path, const sysext_sign_options *o)
 
     if (!o->adhoc && !o->identity)
         return sx_err(SYSEXT_EINVAL, "an identity or --adhoc is required");
-    r = sx_bundle_open(path, &b);
+    r = sx_bundle_open_any(path, &b);
     if (r < 0)
         goto out;
     if (!b->identifier) {

@@ -420,7 +420,7 @@ static int verify_bundle(vctx *c, const char *path, const char *shown, sx_vresul
     _sx_cleanup_free_ char *sigdir = NULL;
     _sx_cleanup_free_ uint8_t *info = NULL, *exe = NULL;
     size_t info_len = 0, exe_len = 0;
-    int r = sx_bundle_open(path, &b);
+    int r = sx_bundle_open_any(path, &b);
     if (r < 0) {
         if (r == SYSEXT_ENOMEM)
             return r;
