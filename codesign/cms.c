@@ -11,8 +11,11 @@
  *
  * Verification: decode (bounded), require signedData / id-data / detached / one signer,
  * CMS_verify over cd0 (messageDigest + signature, not the chain), then build the chain
- * ourselves against the caller's anchors (trust.c). The chain is checked at the signing time
- * when the signature has one, else now. Apple's verifier instead ignores expiry unless there
+ * ourselves against the caller's anchors (trust.c). The chain is checked at the time of a
+ * valid RFC 3161 timestamp (as Apple does), else at the signing time (stricter than Apple,
+ * which tolerates expiry without a timestamp: a certificate must at least have been valid when
+ * the signer says it signed), else with no validity-period check (Apple's behaviour; Apple's
+ * platform binaries carry no signingTime). Apple's verifier instead ignores expiry unless there
  * is a secure timestamp (5.8 step 5); checking at the (self-asserted, but signed) signingTime
  * is a middle ground: an expired leaf still verifies for code it signed while valid, and a
  * certificate is never accepted outside its validity period. */
@@ -22,6 +25,8 @@
 #include <openssl/cms.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/pkcs7.h>
+#include <openssl/ts.h>
 #include <openssl/x509v3.h>
 #include <plist/plist.h>
 #include <time.h>
@@ -269,6 +274,7 @@ void sx_cms_info_free(sx_cms_info *info)
     free(info->v1_hashes);
     free(info->v2_hashes);
     free(info->trust_error);
+    free(info->timestamp_error);
     memset(info, 0, sizeof(*info));
 }
 
@@ -339,7 +345,8 @@ static int read_v1(CMS_SignerInfo *si, sx_cms_info *info)
                    SX_CMS_MAX_CDS);
         goto out;
     }
-    if (n && !(info->v1_hashes = calloc(n, sizeof(*info->v1_hashes)))) {
+    /* Allocated even for an empty array: non-NULL means "the attribute is present". */
+    if (!(info->v1_hashes = calloc(n ? n : 1, sizeof(*info->v1_hashes)))) {
         r = sx_err(SYSEXT_ENOMEM, "out of memory");
         goto out;
     }
@@ -421,6 +428,109 @@ static int read_v2(CMS_SignerInfo *si, sx_cms_info *info)
         sk_ASN1_TYPE_pop_free(seq, ASN1_TYPE_free);
     }
     info->n_v2 = (size_t)n;
+    return 0;
+}
+
+/* The RFC 3161 token in the unsigned attributes (reference 5.6). It is outside the signature,
+ * so a broken token never fails the signature: it is reported in timestamp_error. Valid means:
+ * the token's messageImprint is the hash of this SignerInfo's signature value, the TSA's
+ * signature over the TSTInfo verifies, and the TSA certificate chains to an anchor at genTime
+ * with the timeStamping EKU. (ESSCertID binding of the TSA certificate is not checked.) */
+static int ts_fail(sx_cms_info *info, const char *why)
+{
+    free(info->timestamp_error);
+    info->timestamp_error = strdup(why);
+    ERR_clear_error();
+    return 0;
+}
+
+static int read_timestamp(CMS_SignerInfo *si, const sx_trust *trust, sx_cms_info *info)
+{
+    int idx = CMS_unsigned_get_attr_by_NID(si, NID_id_smime_aa_timeStampToken, -1);
+    if (idx < 0)
+        return 0;
+    info->has_timestamp = 1;
+    X509_ATTRIBUTE *a = CMS_unsigned_get_attr(si, idx);
+    ASN1_TYPE *v = X509_ATTRIBUTE_count(a) == 1 ? X509_ATTRIBUTE_get0_type(a, 0) : NULL;
+    if (!v || v->type != V_ASN1_SEQUENCE)
+        return ts_fail(info, "the timestamp attribute does not hold one ContentInfo");
+    const unsigned char *p = ASN1_STRING_get0_data(v->value.sequence);
+    long len = ASN1_STRING_length(v->value.sequence);
+    const unsigned char *end = p + len;
+    PKCS7 *token = d2i_PKCS7(NULL, &p, len);
+    TS_TST_INFO *tst = NULL;
+    STACK_OF(X509) *signers = NULL, *built = NULL;
+    BIO *bio = NULL;
+    char *why = NULL;
+    int apple = 0;
+    if (!token || p != end || !PKCS7_type_is_signed(token)) {
+        ts_fail(info, "the timestamp token is not a SignedData");
+        goto out;
+    }
+    if (!(tst = PKCS7_to_TS_TST_INFO(token))) {
+        ts_fail(info, "the timestamp token does not hold a TSTInfo");
+        goto out;
+    }
+    struct tm tm;
+    const ASN1_GENERALIZEDTIME *gt = TS_TST_INFO_get_time(tst);
+    if (!gt || !ASN1_TIME_to_tm(gt, &tm)) {
+        ts_fail(info, "the timestamp's genTime is malformed");
+        goto out;
+    }
+    info->timestamp_time = timegm(&tm);
+
+    TS_MSG_IMPRINT *mi = TS_TST_INFO_get_msg_imprint(tst);
+    X509_ALGOR *alg = mi ? TS_MSG_IMPRINT_get_algo(mi) : NULL;
+    ASN1_OCTET_STRING *imprint = mi ? TS_MSG_IMPRINT_get_msg(mi) : NULL;
+    const EVP_MD *md = alg ? EVP_get_digestbyobj(alg->algorithm) : NULL;
+    ASN1_OCTET_STRING *sigval = CMS_SignerInfo_get0_signature(si);
+    uint8_t h[EVP_MAX_MD_SIZE];
+    unsigned hlen = 0;
+    if (!md || !imprint || !sigval ||
+        !EVP_Digest(ASN1_STRING_get0_data(sigval), (size_t)ASN1_STRING_length(sigval), h, &hlen,
+                    md, NULL)) {
+        ts_fail(info, "the timestamp's messageImprint cannot be checked");
+        goto out;
+    }
+    if ((int)hlen != ASN1_STRING_length(imprint) ||
+        memcmp(h, ASN1_STRING_get0_data(imprint), hlen) != 0) {
+        ts_fail(info, "the timestamp is not over this signature (messageImprint mismatch)");
+        goto out;
+    }
+    /* The TSA's own signature over the TSTInfo; its chain is checked below. */
+    if (!(bio = BIO_new(BIO_s_null())) ||
+        PKCS7_verify(token, NULL, NULL, NULL, bio, PKCS7_NOVERIFY | PKCS7_BINARY) != 1) {
+        ts_fail(info, "the timestamp's signature does not verify");
+        goto out;
+    }
+    if (!(signers = PKCS7_get0_signers(token, NULL, 0)) || sk_X509_num(signers) != 1) {
+        ts_fail(info, "the timestamp does not have exactly one signer");
+        goto out;
+    }
+    if (!trust || sx_trust_count(trust) == 0) {
+        ts_fail(info, "no trust anchors given for the timestamp authority");
+        goto out;
+    }
+    int r = sx_trust_verify_chain(trust, sk_X509_value(signers, 0), token->d.sign->cert,
+                                  info->timestamp_time, SX_TRUST_TIMESTAMPING, &built, &apple, &why);
+    if (r == SYSEXT_EUNTRUSTED) {
+        char msg[512];
+        snprintf(msg, sizeof(msg), "timestamp authority: %s", why ? why : "not trusted");
+        ts_fail(info, msg);
+    } else if (r < 0) {
+        free(info->timestamp_error);
+        info->timestamp_error = strdup(sx_errmsg());
+    } else {
+        info->timestamp_valid = 1;
+    }
+out:
+    free(why);
+    sk_X509_pop_free(built, X509_free);
+    sk_X509_free(signers);
+    BIO_free(bio);
+    TS_TST_INFO_free(tst);
+    PKCS7_free(token);
+    ERR_clear_error();
     return 0;
 }
 
@@ -520,10 +630,16 @@ int sx_cms_verify(const uint8_t *cms_der, size_t len, const uint8_t *cd0, size_t
     info->leaf = sk_X509_value(info->chain, 0);
 
     /* messageDigest over cd0 and the signer's signature; the chain is ours to check. */
-    if (!(content = BIO_new_mem_buf(cd0 ? (const void *)cd0 : "", (int)cd0_len))) {
+    /* OpenSSL 3.0's CMS_verify copies a memory-BIO content into a temporary BIO that it
+     * leaks when the SignedData names an unusable digest (found by fuzzing); a buffering
+     * filter on top keeps it on the plain path. */
+    BIO *mem = BIO_new_mem_buf(cd0 ? (const void *)cd0 : "", (int)cd0_len);
+    if (!mem || !(content = BIO_new(BIO_f_buffer()))) {
+        BIO_free(mem);
         r = sx_ossl_err(SYSEXT_ENOMEM, "CMS: content buffer");
         goto out;
     }
+    BIO_push(content, mem);
     if (CMS_verify(cms, certs, NULL, content, NULL,
                    CMS_DETACHED | CMS_BINARY | CMS_NO_SIGNER_CERT_VERIFY) != 1) {
         r = sx_ossl_err(SYSEXT_ESIGNATURE,
@@ -531,21 +647,34 @@ int sx_cms_verify(const uint8_t *cms_der, size_t len, const uint8_t *cd0, size_t
         info->trust_error = strdup("the CMS signature is invalid");
         goto out;
     }
+    /* Only digests Apple's verifier knows bind the CodeDirectory (no MD5 and the like). */
+    X509_ALGOR *dig = NULL;
+    CMS_SignerInfo_get0_algs(si, NULL, NULL, &dig, NULL);
+    int dnid = dig ? OBJ_obj2nid(dig->algorithm) : NID_undef;
+    if (dnid != NID_sha1 && dnid != NID_sha256 && dnid != NID_sha384 && dnid != NID_sha512) {
+        r = sx_err(SYSEXT_ESIGNATURE, "CMS: digest algorithm %s is not accepted (expected "
+                                      "SHA-256, or SHA-1/SHA-384/SHA-512)",
+                   dnid == NID_undef ? "(unknown)" : OBJ_nid2sn(dnid));
+        info->trust_error = strdup("the CMS signature uses an unacceptable digest");
+        goto out;
+    }
     /* Attributes are read only once the signature covers them. */
     if ((r = read_signing_time(si, &info->signing_time)) < 0 || (r = read_v1(si, info)) < 0 ||
         (r = read_v2(si, info)) < 0)
         goto out;
-    info->has_timestamp =
-        CMS_unsigned_get_attr_by_NID(si, NID_id_smime_aa_timeStampToken, -1) >= 0;
+    if ((r = read_timestamp(si, trust, info)) < 0)
+        goto out;
 
-    time_t at = info->signing_time ? info->signing_time : time(NULL);
+    time_t at = info->timestamp_valid ? info->timestamp_time : info->signing_time;
     if (!trust || sx_trust_count(trust) == 0) {
         info->trust_error = strdup("no trust anchors given");
     } else {
         STACK_OF(X509) *built = NULL;
         char *why = NULL;
-        int tr = sx_trust_verify_chain(trust, leaf, certs, at, &built, &info->anchor_is_apple,
+        int tr = sx_trust_verify_chain(trust, leaf, certs, at, SX_TRUST_CODE_SIGNING, &built,
+                                       &info->anchor_is_apple,
                                        &why);
+        info->chain_checked_at = at;
         if (tr == 0) {
             sk_X509_pop_free(info->chain, X509_free);
             info->chain = built;
@@ -563,7 +692,7 @@ int sx_cms_verify(const uint8_t *cms_der, size_t len, const uint8_t *cd0, size_t
     r = 0;
 out:
     ERR_clear_error();
-    BIO_free(content);
+    BIO_free_all(content);
     sk_X509_pop_free(certs, X509_free);
     CMS_ContentInfo_free(cms);
     if (r < 0 && r != SYSEXT_ESIGNATURE)
@@ -577,8 +706,8 @@ int sx_cms_check_cdhashes(const sx_cms_info *info, const sx_cms_cd *cds, size_t 
     int r = check_cds(cds, n_cds);
     if (r < 0)
         return r;
-    int have_v1 = info->v1_hashes != NULL || info->n_v1 > 0;
-    int have_v2 = info->v2_hashes != NULL || info->n_v2 > 0;
+    int have_v1 = info->v1_hashes != NULL;
+    int have_v2 = info->v2_hashes != NULL;
     if (n_cds > 1 && !have_v1 && !have_v2)
         return sx_err(SYSEXT_ESIGNATURE, "CMS: %zu CodeDirectories but no cdhash attribute "
                                          "(9.1 or 9.2) binds the alternates", n_cds);

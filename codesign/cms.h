@@ -35,7 +35,8 @@ typedef struct sx_cms_info {
     X509 *leaf;             /* borrowed from chain */
     time_t signing_time;    /* 0 if absent */
     int has_timestamp;      /* an RFC 3161 token is present */
-    /* cdhashes from attribute 9.1 (20 bytes each) and 9.2 (full), as found. */
+    /* cdhashes from attribute 9.1 (20 bytes each) and 9.2 (full), as found; each array is
+     * non-NULL exactly when its attribute is present (even with no entries). */
     uint8_t (*v1_hashes)[20];
     size_t n_v1;
     struct { uint8_t hash_type; uint8_t hash[48]; size_t len; } *v2_hashes;
@@ -43,10 +44,19 @@ typedef struct sx_cms_info {
     int chain_trusted;      /* chained to an anchor in the trust store */
     int anchor_is_apple;    /* the anchor is one of Apple's roots (by fingerprint) */
     char *trust_error;      /* why the chain is not trusted, if not */
+    /* The RFC 3161 timestamp (unsigned attribute), when has_timestamp: */
+    time_t timestamp_time;  /* its genTime; 0 if unreadable */
+    int timestamp_valid;    /* imprint = hash of this signature, TSA signature valid, and the
+                             * TSA chain trusted at genTime (needs a trust store) */
+    char *timestamp_error;  /* why not valid, if not */
+    time_t chain_checked_at; /* when validity periods were checked; 0 = not checked (no
+                              * timestamp and no signingTime: expiry tolerated, as Apple does) */
 } sx_cms_info;
 
 /* Verify the signature over `cd0` (messageDigest and signer signature). Then, with a trust
- * store, build the chain to one of its anchors at the signing time (or now), tolerating
+ * store, build the chain to one of its anchors at the time of a valid RFC 3161 timestamp, else
+ * at the signing time, else without validity-period checks (Apple tolerates expiry without a
+ * secure timestamp; reference 5.8 step 5), tolerating
  * Apple's critical marker extensions. Returns 0 when the signature is valid (trust is
  * reported in info->chain_trusted), SYSEXT_ESIGNATURE when it is not, SYSEXT_EFORMAT when
  * the CMS is malformed.
@@ -93,11 +103,13 @@ int sx_trust_count(const sx_trust *t);
 int sx_cert_is_apple_root(X509 *cert);
 /* No EKU, or an EKU with codeSigning or anyExtendedKeyUsage. */
 int sx_cert_allows_code_signing(X509 *leaf);
+/* What the leaf of a chain must be allowed to do (its EKU, when it has one). */
+enum { SX_TRUST_CODE_SIGNING = 0, SX_TRUST_TIMESTAMPING = 1 };
 /* Build and verify the chain of `leaf` to an anchor of `t` at time `at`, with `untrusted`
- * (may be NULL) as intermediates. 0 and *chain_out (leaf first, anchor last, caller frees)
+ * (may be NULL) as intermediates, for `usage` (SX_TRUST_*); at == 0 skips validity periods. 0 and *chain_out (leaf first, anchor last, caller frees)
  * when trusted; SYSEXT_EUNTRUSTED with *why (newly allocated, may be NULL on OOM) otherwise.
  * *anchor_is_apple is set only on success. */
 int sx_trust_verify_chain(const sx_trust *t, X509 *leaf, STACK_OF(X509) *untrusted, time_t at,
-                          STACK_OF(X509) **chain_out, int *anchor_is_apple, char **why);
+                          int usage, STACK_OF(X509) **chain_out, int *anchor_is_apple, char **why);
 
 #endif

@@ -26,6 +26,7 @@
 #include <openssl/provider.h>
 #include <openssl/rsa.h>
 #include <openssl/x509v3.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -406,9 +407,13 @@ int sx_ca_init(const char *dir)
             r = sx_err(SYSEXT_ENOMEM, "%s: path too long", dir);
             goto out;
         }
-        if (access(paths[i], F_OK) == 0 || errno != ENOENT) {
+        if (access(paths[i], F_OK) == 0) {
             r = sx_err(SYSEXT_EEXISTS, "%s: a CA already exists here (%s); refusing to overwrite",
                        dir, names[i]);
+            goto out;
+        }
+        if (errno != ENOENT) {
+            r = sx_err_errno(sx_errno_code(errno), errno, "%s", paths[i]);
             goto out;
         }
     }
@@ -538,15 +543,17 @@ static int is_pem(const uint8_t *data, size_t len)
 
 /* OpenSSL 3 moved RC2/3DES PBEs (older Keychain exports) into the legacy provider; load it
  * (with default beside it) on demand. */
-static void load_legacy_provider(void)
+static void load_legacy_once(void)
 {
-    static int done;
-    if (done)
-        return;
-    done = 1;
     OSSL_PROVIDER_load(NULL, "default");
     OSSL_PROVIDER_load(NULL, "legacy");
     ERR_clear_error();
+}
+
+static void load_legacy_provider(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, load_legacy_once);
 }
 
 static int p12_parse(const char *path, const uint8_t *data, size_t len, const char *password,

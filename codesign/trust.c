@@ -274,8 +274,14 @@ int sx_cert_allows_code_signing(X509 *leaf)
     return (xku & (XKU_CODE_SIGN | XKU_ANYEKU)) != 0;
 }
 
+static int allows_timestamping(X509 *leaf)
+{
+    uint32_t flags = X509_get_extension_flags(leaf);
+    return (flags & EXFLAG_XKUSAGE) && (X509_get_extended_key_usage(leaf) & XKU_TIMESTAMP);
+}
+
 int sx_trust_verify_chain(const sx_trust *t, X509 *leaf, STACK_OF(X509) *untrusted, time_t at,
-                          STACK_OF(X509) **chain_out, int *anchor_is_apple, char **why)
+                          int usage, STACK_OF(X509) **chain_out, int *anchor_is_apple, char **why)
 {
     SX_ASSERT_ARG(t);
     SX_ASSERT_ARG(leaf);
@@ -290,7 +296,10 @@ int sx_trust_verify_chain(const sx_trust *t, X509 *leaf, STACK_OF(X509) *untrust
         goto out;
     }
     X509_VERIFY_PARAM *param = X509_STORE_CTX_get0_param(ctx);
-    X509_VERIFY_PARAM_set_time(param, at);
+    if (at)
+        X509_VERIFY_PARAM_set_time(param, at);
+    else
+        X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_NO_CHECK_TIME);
     X509_STORE_CTX_set_purpose(ctx, X509_PURPOSE_ANY);
     X509_STORE_CTX_set_verify_cb(ctx, verify_cb);
     int ok = X509_verify_cert(ctx);
@@ -303,8 +312,11 @@ int sx_trust_verify_chain(const sx_trust *t, X509 *leaf, STACK_OF(X509) *untrust
         X509 *anchor = sk_X509_value(chain, sk_X509_num(chain) - 1);
         *anchor_is_apple = sx_cert_is_apple_root(anchor);
         *chain_out = chain;
-        if (!sx_cert_allows_code_signing(leaf)) {
+        if (usage == SX_TRUST_CODE_SIGNING && !sx_cert_allows_code_signing(leaf)) {
             *why = strdup("the leaf certificate's extended key usage does not include codeSigning");
+            r = SYSEXT_EUNTRUSTED;
+        } else if (usage == SX_TRUST_TIMESTAMPING && !allows_timestamping(leaf)) {
+            *why = strdup("the TSA certificate's extended key usage does not include timeStamping");
             r = SYSEXT_EUNTRUSTED;
         } else {
             r = 0;
@@ -316,10 +328,13 @@ int sx_trust_verify_chain(const sx_trust *t, X509 *leaf, STACK_OF(X509) *untrust
         char *subj = bad ? sx_cert_subject_line(bad) : NULL;
         char tbuf[32] = "";
         struct tm tm;
-        if (gmtime_r(&at, &tm))
+        if (!at)
+            snprintf(tbuf, sizeof(tbuf), "no time");
+        else if (gmtime_r(&at, &tm))
             strftime(tbuf, sizeof(tbuf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-        if (asprintf(why, "%s (certificate %d%s%s%s, checked at %s)", X509_verify_cert_error_string(e),
-                     depth, subj ? ": " : "", subj ? subj : "", "", tbuf) < 0)
+        if (asprintf(why, "%s (certificate %d%s%s; checked at %s)",
+                     X509_verify_cert_error_string(e), depth, subj ? ", " : "", subj ? subj : "",
+                     tbuf) < 0)
             *why = NULL;
         free(subj);
         r = SYSEXT_EUNTRUSTED;

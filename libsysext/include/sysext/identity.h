@@ -11,6 +11,8 @@
 #ifndef SYSEXT_IDENTITY_H
 #define SYSEXT_IDENTITY_H
 
+#include <stddef.h>
+
 #include "sysext/common.h"
 
 SYSEXT_BEGIN_DECLS

@@ -30,15 +30,46 @@ static char *join(const char *name)
     return p;
 }
 
+/* RSA key generation dominates the run time, so the CA and the identity are made once per
+ * run, in the runner process before the test workers start, and shared read-only through
+ * the environment. */
+static char fixture[] = "/tmp/sx-test-cms-fixture-XXXXXX";
+
+static int make_fixture(const char *base)
+{
+    char *ca = sx_path_join(base, "ca"), *id = sx_path_join(base, "id.p12");
+    int r = sx_ca_init(ca);
+    if (r == 0)
+        r = sx_identity_create(ca, "ABCDE12345", "Test Signer", SX_ID_DEVELOPER_ID, "", id);
+    free(ca);
+    free(id);
+    return r;
+}
+
+ReportHook(PRE_ALL)(struct criterion_test_set *set)
+{
+    (void)set;
+    if (mkdtemp(fixture) && make_fixture(fixture) == 0)
+        setenv("SX_TEST_CMS_FIXTURE", fixture, 1);
+}
+
+ReportHook(POST_ALL)(struct criterion_global_stats *stats)
+{
+    (void)stats;
+    if (getenv("SX_TEST_CMS_FIXTURE"))
+        sx_rm_rf(fixture);
+}
+
 static void setup(void)
 {
     cr_assert_not_null(mkdtemp(dir));
-    ca_dir = join("ca");
-    p12 = join("id.p12");
-    cr_assert_eq(sx_ca_init(ca_dir), 0, "%s", sx_errmsg());
-    cr_assert_eq(sx_identity_create(ca_dir, "ABCDE12345", "Test Signer", SX_ID_DEVELOPER_ID, "",
-                                    p12),
-                 0, "%s", sx_errmsg());
+    const char *base = getenv("SX_TEST_CMS_FIXTURE");
+    if (!base) {
+        cr_assert_eq(make_fixture(dir), 0, "%s", sx_errmsg());
+        base = dir;
+    }
+    ca_dir = sx_path_join(base, "ca");
+    p12 = sx_path_join(base, "id.p12");
 }
 
 static void teardown(void)
@@ -119,8 +150,11 @@ Test(codesign_cms, round_trip_trusted)
     cr_assert_eq(sx_cms_verify(sig.data, sig.len, c.cd0, c.len0, t, &info), 0, "%s", sx_errmsg());
     cr_assert_eq(info.signing_time, when);
     cr_assert_eq(info.chain_trusted, 1, "%s", info.trust_error ? info.trust_error : "");
+    cr_assert_eq(info.chain_checked_at, when);
     cr_assert_eq(info.anchor_is_apple, 0);
     cr_assert_eq(info.has_timestamp, 0);
+    cr_assert_eq(info.timestamp_valid, 0);
+    cr_assert_eq(info.timestamp_time, 0);
     cr_assert_eq(sk_X509_num(info.chain), 3);
     char *team = sx_cert_team_id(info.leaf);
     cr_assert_str_eq(team, "ABCDE12345");
@@ -536,6 +570,45 @@ Test(codesign_cms, apple_developer_id_sample_libexpat)
     free(team);
     cr_assert_eq(info.n_v2, 0); /* 2019: no 9.2 attribute */
     cr_assert_eq(info.n_v1, 2);
+    /* The RFC 3161 token: over this signature, TSA chain (Apple Timestamp CA) trusted at
+     * genTime. */
+    cr_assert_eq(info.timestamp_time, utc(2019, 6, 18, 2, 21, 52));
+    cr_assert_eq(info.timestamp_valid, 1, "%s", info.timestamp_error ? info.timestamp_error : "");
+    cr_assert_null(info.timestamp_error);
+    sx_cms_info_free(&info);
+    sx_trust_free(apple);
+
+    /* Without anchors: the signature is valid, the timestamp is read but not trusted. */
+    cr_assert_eq(sx_cms_verify(cms, cms_len, cd, cd_len, NULL, &info), 0, "%s", sx_errmsg());
+    cr_assert_eq(info.has_timestamp, 1);
+    cr_assert_eq(info.timestamp_time, utc(2019, 6, 18, 2, 21, 52));
+    cr_assert_eq(info.timestamp_valid, 0);
+    cr_assert_not_null(strstr(info.timestamp_error, "no trust anchors"));
+    cr_assert_eq(info.chain_trusted, 0);
+    sx_cms_info_free(&info);
+
+    /* A changed genTime breaks the TSA's signature, not the code signature (the token is an
+     * unsigned attribute); the chain is then checked at the signing time. */
+    uint8_t *copy = malloc(cms_len);
+    memcpy(copy, cms, cms_len);
+    uint8_t *gt = memmem(copy, cms_len, "20190618022152", 14);
+    cr_assert_not_null(gt);
+    gt[13] = '3';
+    apple = trust_of(SAMPLES "/certs");
+    cr_assert_eq(sx_cms_verify(copy, cms_len, cd, cd_len, apple, &info), 0, "%s", sx_errmsg());
+    cr_assert_eq(info.timestamp_valid, 0);
+    cr_assert_not_null(strstr(info.timestamp_error, "signature does not verify"), "%s",
+                       info.timestamp_error);
+    cr_assert_eq(info.chain_trusted, 1);
+    sx_cms_info_free(&info);
+    sx_trust_free(apple);
+    free(copy);
+
+    /* Only the root as anchor: the embedded intermediates complete both chains. */
+    apple = trust_of(SAMPLES "/certs/AppleIncRootCertificate.cer");
+    cr_assert_eq(sx_cms_verify(cms, cms_len, cd, cd_len, apple, &info), 0, "%s", sx_errmsg());
+    cr_assert_eq(info.chain_trusted, 1, "%s", info.trust_error ? info.trust_error : "");
+    cr_assert_eq(info.timestamp_valid, 1, "%s", info.timestamp_error ? info.timestamp_error : "");
     sx_cms_info_free(&info);
     sx_trust_free(apple);
     free(file);
@@ -604,5 +677,281 @@ Test(codesign_cms, malformed_cms_is_format_error)
     free(big);
     sx_buf_free(&more);
     sx_buf_free(&sig);
+    free_cds(&c);
+}
+
+/* Fuzzer find: a SignedData naming an unknown digest made OpenSSL 3.0's CMS_verify leak its
+ * temporary content BIO (caught by LeakSanitizer in the ASan build). */
+Test(codesign_cms, unknown_digest_algorithm_fails_cleanly)
+{
+    uint8_t *sig, *cd0;
+    size_t sig_len, l0;
+    slurp(SYSEXT_SOURCE_DIR "/fuzz/corpus/fuzz_codesign_cms/leak-cms-verify-membio-bad-digest.der",
+          &sig, &sig_len);
+    slurp(SSTEST "/CodeDirectory", &cd0, &l0);
+    sx_cms_info info;
+    cr_assert_eq(sx_cms_verify(sig, sig_len, cd0, l0, NULL, &info), SYSEXT_ESIGNATURE);
+    sx_cms_info_free(&info);
+    free(sig);
+    free(cd0);
+}
+
+static void *read_pem(const char *name, int key)
+{
+    char *p = sx_path_join(ca_dir, name);
+    FILE *f = fopen(p, "r");
+    cr_assert_not_null(f, "%s", p);
+    void *obj = key ? (void *)PEM_read_PrivateKey(f, NULL, NULL, NULL)
+                    : (void *)PEM_read_X509(f, NULL, NULL, NULL);
+    fclose(f);
+    free(p);
+    cr_assert_not_null(obj);
+    return obj;
+}
+
+/* A leaf from the shared CA's intermediate, RSA or EC P-256, carrying one extra CRITICAL
+ * extension `oid` when given. */
+static sx_identity *make_leaf(const char *oid, int ec)
+{
+    EVP_PKEY *ikey = read_pem(SX_CA_INT_KEY, 1);
+    X509 *inter = read_pem(SX_CA_INT_CERT, 0), *root = read_pem(SX_CA_ROOT_CERT, 0);
+    sx_identity *id = calloc(1, sizeof(*id));
+    id->key = ec ? EVP_EC_gen("P-256") : EVP_RSA_gen(2048);
+    cr_assert_not_null(id->key);
+    X509 *c = id->leaf = X509_new();
+    cr_assert(X509_set_version(c, 2));
+    cr_assert(ASN1_INTEGER_set(X509_get_serialNumber(c), 4242));
+    cr_assert(X509_NAME_add_entry_by_txt(X509_get_subject_name(c), "CN", MBSTRING_ASC,
+                                         (const unsigned char *)"Critical", -1, -1, 0));
+    cr_assert(X509_set_issuer_name(c, X509_get_subject_name(inter)));
+    cr_assert(X509_gmtime_adj(X509_getm_notBefore(c), -3600));
+    cr_assert(X509_gmtime_adj(X509_getm_notAfter(c), 3600));
+    cr_assert(X509_set_pubkey(c, id->key));
+    if (oid) {
+        ASN1_OBJECT *obj = OBJ_txt2obj(oid, 1);
+        ASN1_OCTET_STRING *os = ASN1_OCTET_STRING_new();
+        cr_assert(ASN1_OCTET_STRING_set(os, (const unsigned char *)"\x05\x00", 2));
+        X509_EXTENSION *ex = X509_EXTENSION_create_by_OBJ(NULL, obj, 1, os);
+        cr_assert(X509_add_ext(c, ex, -1));
+        X509_EXTENSION_free(ex);
+        ASN1_OCTET_STRING_free(os);
+        ASN1_OBJECT_free(obj);
+    }
+    cr_assert(X509_sign(c, ikey, EVP_sha256()));
+    id->chain = sk_X509_new_null();
+    sk_X509_push(id->chain, inter);
+    sk_X509_push(id->chain, root);
+    EVP_PKEY_free(ikey);
+    return id;
+}
+
+static int trusted_with_critical(const char *oid, char **why)
+{
+    struct cds c;
+    load_sstest_cds(&c);
+    sx_identity *id = make_leaf(oid, 0);
+    sx_buf sig = SX_BUF_INIT;
+    cr_assert_eq(sx_cms_sign(id, c.cd0, c.len0, c.v, 2, 0, &sig), 0, "%s", sx_errmsg());
+    char *root = sx_path_join(ca_dir, SX_CA_ROOT_CERT);
+    sx_trust *t = trust_of(root);
+    sx_cms_info info;
+    cr_assert_eq(sx_cms_verify(sig.data, sig.len, c.cd0, c.len0, t, &info), 0, "%s", sx_errmsg());
+    int trusted = info.chain_trusted;
+    *why = info.trust_error ? strdup(info.trust_error) : NULL;
+    sx_cms_info_free(&info);
+    sx_trust_free(t);
+    free(root);
+    sx_buf_free(&sig);
+    sx_identity_free(id);
+    free_cds(&c);
+    return trusted;
+}
+
+/* Apple's markers may be critical (as in real Apple leaves); any other unknown critical
+ * extension still makes the chain untrusted. */
+Test(codesign_cms, only_apple_critical_extensions_are_tolerated)
+{
+    char *why = NULL;
+    cr_assert_eq(trusted_with_critical(SX_OID_APPLE_DEVID_APP, &why), 1, "%s", why ? why : "");
+    free(why);
+    cr_assert_eq(trusted_with_critical("1.2.840.113635.100.99.1", &why), 0);
+    cr_assert_not_null(strstr(why, "unhandled critical extension"), "%s", why);
+    free(why);
+    cr_assert_eq(trusted_with_critical("1.3.6.1.4.1.55555.1", &why), 0);
+    free(why);
+}
+
+/* Apple's own platform binary: Software Signing -> Apple Code Signing Certification Authority
+ * -> Apple Root CA. */
+Test(codesign_cms, apple_platform_sample_ls)
+{
+    uint8_t *file;
+    size_t len, cd_len, cms_len;
+    const uint8_t *cd, *cms;
+    slurp(SAMPLES "/macho/ls-osx-x86_64", &file, &len);
+    macho_sig(file, len, &cd, &cd_len, &cms, &cms_len);
+    sx_trust *apple = trust_of(SAMPLES "/certs/AppleIncRootCertificate.cer");
+    sx_cms_info info;
+    cr_assert_eq(sx_cms_verify(cms, cms_len, cd, cd_len, apple, &info), 0, "%s", sx_errmsg());
+    cr_assert_eq(info.chain_trusted, 1, "%s", info.trust_error ? info.trust_error : "");
+    cr_assert_eq(info.anchor_is_apple, 1);
+    cr_assert_eq(sk_X509_num(info.chain), 3);
+    char *subj = sx_cert_subject_line(sk_X509_value(info.chain, 1));
+    cr_assert_not_null(strstr(subj, "CN=Apple Code Signing Certification Authority"), "%s", subj);
+    free(subj);
+    cr_assert_eq(sx_signer_kind_of(info.leaf, info.chain), SX_SIGNER_OTHER);
+    /* No signingTime and no timestamp: the (long expired) intermediate is accepted without a
+     * validity check, as Apple's verifier does. */
+    cr_assert_eq(info.signing_time, 0);
+    cr_assert_eq(info.has_timestamp, 0);
+    cr_assert_eq(info.chain_checked_at, 0);
+    sx_cms_info_free(&info);
+    sx_trust_free(apple);
+    free(file);
+}
+
+/* A signingTime outside the leaf's validity: the signature verifies, the chain does not. */
+Test(codesign_cms, chain_checked_at_signing_time)
+{
+    struct cds c;
+    sx_buf sig = SX_BUF_INIT;
+    sign_sstest(&c, 1000000000, &sig); /* 2001, before our CA existed */
+    char *root = sx_path_join(ca_dir, SX_CA_ROOT_CERT);
+    sx_trust *t = trust_of(root);
+    sx_cms_info info;
+    cr_assert_eq(sx_cms_verify(sig.data, sig.len, c.cd0, c.len0, t, &info), 0, "%s", sx_errmsg());
+    cr_assert_eq(info.signing_time, 1000000000);
+    cr_assert_eq(info.chain_trusted, 0);
+    cr_assert_eq(info.chain_checked_at, 1000000000);
+    cr_assert_not_null(strstr(info.trust_error, "not yet valid"), "%s", info.trust_error);
+    cr_assert_not_null(strstr(info.trust_error, "2001-09-09T01:46:40Z"), "%s", info.trust_error);
+    sx_cms_info_free(&info);
+    sx_trust_free(t);
+    free(root);
+    sx_buf_free(&sig);
+    free_cds(&c);
+}
+
+/* An EC P-256 signer (a developer's own PEM key): ecdsa-with-SHA256, verifies both here and
+ * with the openssl CLI. */
+Test(codesign_cms, ec_signer_round_trip)
+{
+    struct cds c;
+    load_sstest_cds(&c);
+    sx_identity *id = make_leaf(NULL, 1);
+    sx_buf sig = SX_BUF_INIT;
+    cr_assert_eq(sx_cms_sign(id, c.cd0, c.len0, c.v, 2, 0, &sig), 0, "%s", sx_errmsg());
+    CMS_ContentInfo *cms = decode(sig.data, sig.len);
+    X509_ALGOR *alg = NULL;
+    CMS_SignerInfo_get0_algs(sk_CMS_SignerInfo_value(CMS_get0_SignerInfos(cms), 0), NULL, NULL,
+                             NULL, &alg);
+    cr_assert_eq(OBJ_obj2nid(alg->algorithm), NID_ecdsa_with_SHA256);
+    CMS_ContentInfo_free(cms);
+    char *root = sx_path_join(ca_dir, SX_CA_ROOT_CERT);
+    sx_trust *t = trust_of(root);
+    sx_cms_info info;
+    cr_assert_eq(sx_cms_verify(sig.data, sig.len, c.cd0, c.len0, t, &info), 0, "%s", sx_errmsg());
+    cr_assert_eq(info.chain_trusted, 1, "%s", info.trust_error ? info.trust_error : "");
+    sx_cms_info_free(&info);
+    c.cd0[3] ^= 1;
+    cr_assert_eq(sx_cms_verify(sig.data, sig.len, c.cd0, c.len0, t, &info), SYSEXT_ESIGNATURE);
+    sx_cms_info_free(&info);
+    c.cd0[3] ^= 1;
+    char *sigp = join("ec.sig"), *cdp = join("ec.cd");
+    spit(sigp, sig.data, sig.len);
+    spit(cdp, c.cd0, c.len0);
+    char cmd[2048];
+    snprintf(cmd, sizeof(cmd),
+             "openssl cms -verify -binary -inform DER -in '%s' -content '%s' -CAfile '%s' "
+             "-purpose any -out /dev/null 2>/dev/null",
+             sigp, cdp, root);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+    free(sigp);
+    free(cdp);
+    sx_trust_free(t);
+    free(root);
+    sx_buf_free(&sig);
+    sx_identity_free(id);
+    free_cds(&c);
+}
+
+/* The 9.1/9.2 binding rules on hand-made attribute sets (reference 5.4, 5.5). */
+Test(codesign_cms, cdhash_attribute_rules)
+{
+    struct cds c;
+    load_sstest_cds(&c);
+    sx_cms_info info;
+    memset(&info, 0, sizeof(info));
+    /* No attribute at all: fine for one CD (old signatures), not for two. */
+    cr_assert_eq(sx_cms_check_cdhashes(&info, c.v, 1), 0);
+    cr_assert_eq(sx_cms_check_cdhashes(&info, c.v, 2), SYSEXT_ESIGNATURE);
+    /* 9.1 present but empty: a mismatch, not "absent". */
+    info.v1_hashes = calloc(1, sizeof(*info.v1_hashes));
+    cr_assert_eq(sx_cms_check_cdhashes(&info, c.v, 1), SYSEXT_ESIGNATURE);
+    free(info.v1_hashes);
+    /* 9.1 in the wrong order. */
+    info.v1_hashes = calloc(2, sizeof(*info.v1_hashes));
+    info.n_v1 = 2;
+    memcpy(info.v1_hashes[0], c.h1, 20);
+    memcpy(info.v1_hashes[1], c.h0, 20);
+    cr_assert_eq(sx_cms_check_cdhashes(&info, c.v, 2), SYSEXT_ESIGNATURE);
+    memcpy(info.v1_hashes[0], c.h0, 20);
+    memcpy(info.v1_hashes[1], c.h1, 20);
+    cr_assert_eq(sx_cms_check_cdhashes(&info, c.v, 2), 0);
+    /* 9.2 records a SHA-256-truncated (type 3) CD with its full SHA-256. */
+    info.v2_hashes = calloc(1, sizeof(*info.v2_hashes));
+    info.n_v2 = 1;
+    info.v2_hashes[0].hash_type = SX_HASH_SHA256;
+    info.v2_hashes[0].len = 32;
+    memcpy(info.v2_hashes[0].hash, c.h1, 32);
+    free(info.v1_hashes);
+    info.v1_hashes = NULL;
+    info.n_v1 = 0;
+    sx_cms_cd t3 = {SX_HASH_SHA256_TRUNCATED, c.h1, 32};
+    cr_assert_eq(sx_cms_check_cdhashes(&info, &t3, 1), 0, "%s", sx_errmsg());
+    info.v2_hashes[0].hash[5] ^= 1;
+    cr_assert_eq(sx_cms_check_cdhashes(&info, &t3, 1), SYSEXT_ESIGNATURE);
+    sx_cms_info_free(&info);
+    free_cds(&c);
+}
+
+/* A detached CMS made by the openssl CLI with an MD5 digest: the signature is
+ * cryptographically valid but MD5 does not bind the CodeDirectory. The same command with
+ * SHA-256 is accepted (OpenSSL-made signatures interoperate). */
+Test(codesign_cms, weak_digest_is_refused)
+{
+    struct cds c;
+    load_sstest_cds(&c);
+    char *pem = join("all.pem"), *cdp = join("cd"), *md5 = join("md5.der"), *sha = join("sha.der");
+    spit(cdp, c.cd0, c.len0);
+    char cmd[4096];
+    snprintf(cmd, sizeof(cmd), "openssl pkcs12 -in '%s' -passin pass: -nodes -out '%s' 2>/dev/null",
+             p12, pem);
+    cr_assert_eq(system(cmd), 0);
+    for (int i = 0; i < 2; i++) {
+        snprintf(cmd, sizeof(cmd),
+                 "openssl cms -sign -binary -md %s -signer '%s' -inkey '%s' -in '%s' -outform DER "
+                 "-out '%s' 2>/dev/null",
+                 i ? "sha256" : "md5", pem, pem, cdp, i ? sha : md5);
+        cr_assert_eq(system(cmd), 0, "%s", cmd);
+    }
+    uint8_t *sig;
+    size_t len;
+    sx_cms_info info;
+    slurp(md5, &sig, &len);
+    cr_assert_eq(sx_cms_verify(sig, len, c.cd0, c.len0, NULL, &info), SYSEXT_ESIGNATURE);
+    cr_assert_not_null(strstr(sx_errmsg(), "MD5 is not accepted"), "%s", sx_errmsg());
+    sx_cms_info_free(&info);
+    free(sig);
+    slurp(sha, &sig, &len);
+    cr_assert_eq(sx_cms_verify(sig, len, c.cd0, c.len0, NULL, &info), 0, "%s", sx_errmsg());
+    cr_assert_null(info.v1_hashes);
+    cr_assert_null(info.v2_hashes);
+    sx_cms_info_free(&info);
+    free(sig);
+    free(pem);
+    free(cdp);
+    free(md5);
+    free(sha);
     free_cds(&c);
 }

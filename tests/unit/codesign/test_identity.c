@@ -71,6 +71,35 @@ static void make_ca(void)
     cr_assert_eq(sx_ca_init(ca_dir), 0, "%s", sx_errmsg());
 }
 
+/* Tests that only issue identities share one CA made in the runner process before the
+ * workers start (RSA key generation dominates the run time); it is only read. */
+static char fixture[] = "/tmp/sx-test-identity-ca-XXXXXX";
+
+ReportHook(PRE_ALL)(struct criterion_test_set *set)
+{
+    (void)set;
+    if (mkdtemp(fixture) && rmdir(fixture) == 0 && sx_ca_init(fixture) == 0)
+        setenv("SX_TEST_IDENTITY_CA", fixture, 1);
+}
+
+ReportHook(POST_ALL)(struct criterion_global_stats *stats)
+{
+    (void)stats;
+    if (getenv("SX_TEST_IDENTITY_CA"))
+        sx_rm_rf(fixture);
+}
+
+static void use_shared_ca(void)
+{
+    const char *shared = getenv("SX_TEST_IDENTITY_CA");
+    if (!shared) {
+        make_ca();
+        return;
+    }
+    free(ca_dir);
+    ca_dir = strdup(shared);
+}
+
 Test(codesign_identity, ca_init_writes_a_valid_chain_with_private_keys)
 {
     make_ca();
@@ -171,7 +200,7 @@ static void check_marker(X509 *c, const char *oid)
 
 Test(codesign_identity, developer_id_with_password)
 {
-    make_ca();
+    use_shared_ca();
     char *p12 = join("devid.p12");
     cr_assert_eq(sx_identity_create(ca_dir, "ABCDE12345", "Jane Doe", SX_ID_DEVELOPER_ID,
                                     "s3cret", p12),
@@ -203,7 +232,7 @@ Test(codesign_identity, developer_id_with_password)
 
 Test(codesign_identity, development_without_password)
 {
-    make_ca();
+    use_shared_ca();
     char *p12 = join("dev.p12");
     cr_assert_eq(sx_identity_create(ca_dir, "Z9Y8X7W6V5", "Apple Development: Jo (Z9Y8X7W6V5)",
                                     SX_ID_DEVELOPMENT, "", p12),
@@ -238,7 +267,7 @@ Test(codesign_identity, development_without_password)
 
 Test(codesign_identity, bad_team_ids_are_refused)
 {
-    make_ca();
+    use_shared_ca();
     static const char *const bad[] = {"abcde12345", "ABCDE1234", "ABCDE123456", "ABCDE-1234",
                                       "", "ABCDÉ12345"};
     char *p12 = join("bad.p12");
@@ -279,7 +308,7 @@ static void write_pem(const char *path, EVP_PKEY *key, X509 *leaf, STACK_OF(X509
 
 Test(codesign_identity, pem_key_and_chain)
 {
-    make_ca();
+    use_shared_ca();
     char *p12 = join("devid.p12");
     cr_assert_eq(sx_identity_create(ca_dir, "ABCDE12345", "Jane Doe", SX_ID_DEVELOPER_ID, "", p12),
                  0);
@@ -385,7 +414,7 @@ Test(codesign_identity, cli_ca_and_identity)
 
 Test(codesign_identity, signer_kind_needs_the_matching_intermediate)
 {
-    make_ca();
+    use_shared_ca();
     char *p12 = join("devid.p12");
     cr_assert_eq(sx_identity_create(ca_dir, "ABCDE12345", "Jane", SX_ID_DEVELOPER_ID, "", p12), 0);
     sx_identity *id = NULL;
@@ -399,4 +428,30 @@ Test(codesign_identity, signer_kind_needs_the_matching_intermediate)
     sk_X509_free(only_root);
     sx_identity_free(id);
     free(p12);
+}
+
+/* A PKCS#12 as older Keychain exports write it (RC2-40 / 3DES PBE, SHA-1 MAC): OpenSSL 3 needs
+ * its legacy provider, which sx_identity_load loads on demand. */
+Test(codesign_identity, legacy_pkcs12)
+{
+    use_shared_ca();
+    char *p12 = join("new.p12"), *pem = join("all.pem"), *legacy = join("legacy.p12");
+    cr_assert_eq(sx_identity_create(ca_dir, "ABCDE12345", "Old Mac", SX_ID_DEVELOPMENT, "", p12), 0);
+    cr_assert_eq(run("openssl pkcs12 -in '%s' -passin pass: -nodes -out '%s' 2>/dev/null", p12, pem), 0);
+    cr_assert_eq(run("openssl pkcs12 -export -legacy -in '%s' -passout pass:old -out '%s' 2>/dev/null",
+                     pem, legacy),
+                 0);
+    cr_assert_eq(run("openssl pkcs12 -in '%s' -passin pass:old -info -noout 2>&1 | grep -q RC2", legacy),
+                 0);
+    sx_identity *id = NULL;
+    cr_assert_eq(sx_identity_load(legacy, NULL, "old", &id), 0, "%s", sx_errmsg());
+    cr_assert_str_eq(id->team_id, "ABCDE12345");
+    cr_assert_eq(id->kind, SX_SIGNER_DEVELOPMENT);
+    cr_assert_eq(sk_X509_num(id->chain), 2);
+    sx_identity_free(id);
+    id = NULL;
+    cr_assert_eq(sx_identity_load(legacy, NULL, "new", &id), SYSEXT_EPERM);
+    free(p12);
+    free(pem);
+    free(legacy);
 }
