@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "bundle/bundle.h"
+#include "bundle/schema.h"
 #include "codesign/cms.h"
 #include "codesign/codedirectory.h"
 #include "codesign/entitlements.h"
@@ -41,6 +42,7 @@
 typedef struct vctx {
     const sysext_verify_options *o;
     sx_trust *trust;
+    sx_ent_catalog *catalog;
     sx_report *report;
     unsigned depth;
 } vctx;
@@ -151,37 +153,22 @@ static void check_cms(vctx *c, const sx_sigfiles *s, const char *shown, sx_vresu
         sx_cms_info_free(&info);
         return;
     }
-    uint8_t hashes[SX_MAX_CDS][SX_CDHASH_LEN], types[SX_MAX_CDS];
-    size_t n = sx_sigfiles_cdhashes(s, hashes, types);
-    if (info.n_v1 != n) {
-        problem(c, "cms-cdhashes", shown, SX_SIGFILE_CMS,
-                "%s: the signed cdhash list has %zu entries for %zu CodeDirectories", MSG_SIG_FAILED,
-                info.n_v1, n);
-    } else {
-        for (size_t i = 0; i < n; i++)
-            if (memcmp(info.v1_hashes[i], hashes[i], SX_CDHASH_LEN) != 0)
-                problem(c, "cms-cdhashes", shown, SX_SIGFILE_CMS,
-                        "%s: signed cdhash %zu does not match the %s CodeDirectory", MSG_SIG_FAILED,
-                        i, sx_hash_name(types[i]));
-    }
-    for (size_t i = 0; i < info.n_v2; i++) {
-        bool found = false;
-        for (size_t j = 0; j < SX_MAX_CDS && !found; j++) {
-            uint8_t full[SX_HASH_MAX_SIZE];
-            size_t fl;
-            if (!s->cd_blob[j].present || sx_cd_full_hash(&s->cd[j], full, &fl) < 0)
-                continue;
-            uint8_t t = s->cd[j].hash_type == SX_HASH_SHA256_TRUNCATED ? SX_HASH_SHA256
-                                                                        : s->cd[j].hash_type;
-            if (t == info.v2_hashes[i].hash_type ||
-                (info.v2_hashes[i].hash_type == SX_HASH_SHA256 && t == SX_HASH_SHA256))
-                found = fl >= info.v2_hashes[i].len &&
-                        !memcmp(full, info.v2_hashes[i].hash, info.v2_hashes[i].len);
+    /* Apple's cdhash attributes must describe exactly the CDs present, in ascending type. */
+    sx_cms_cd cds[SX_MAX_CDS];
+    uint8_t full[SX_MAX_CDS][SX_HASH_MAX_SIZE];
+    size_t n = 0;
+    for (unsigned t = 1; t <= 4; t++)
+        for (size_t j = 0; j < SX_MAX_CDS; j++) {
+            size_t fl = 0;
+            if (s->cd_blob[j].present && s->cd[j].hash_type == t &&
+                sx_cd_full_hash(&s->cd[j], full[n], &fl) == 0) {
+                cds[n] = (sx_cms_cd){(uint8_t)t, full[n], fl};
+                n++;
+            }
         }
-        if (!found)
-            problem(c, "cms-cdhashes", shown, SX_SIGFILE_CMS,
-                    "%s: signed full cdhash %zu matches no CodeDirectory", MSG_SIG_FAILED, i);
-    }
+    if (sx_cms_check_cdhashes(&info, cds, n) < 0)
+        problem(c, "cms-cdhashes", shown, SX_SIGFILE_CMS, "%s: %s", MSG_SIG_FAILED,
+                sysext_last_error());
     if (!info.chain_trusted)
         problem(c, "untrusted", shown, SX_SIGFILE_CMS,
                 "the signing certificate chain is not trusted: %s",
@@ -309,13 +296,12 @@ static int check_nested(const char *path, const uint8_t cdhash[20], const char *
         return sx_err(SYSEXT_ENOMEM, "out of memory");
     sx_vresult v;
     memset(&v, 0, sizeof(v));
-    size_t before = c->report->n;
     int r = verify_code(c, path, shown, &v);
     if (r < 0 && r != SYSEXT_EINVALID) {
         sx_vresult_free(&v);
         return r;
     }
-    bool ok = c->report->n == before;
+    bool ok = v.valid;
     if (ok && requirement) {
         sx_buf blob = SX_BUF_INIT;
         sx_sigfiles s;
@@ -350,11 +336,17 @@ static int check_nested(const char *path, const uint8_t cdhash[20], const char *
     return 0;
 }
 
-/* Entitlements a kind must carry, and which ones it may carry (schemas/entitlements.json). */
+/* Entitlements a kind must carry, and which ones it may carry (schemas/entitlements.json).
+ * Only the kinds the catalogue knows; a framework or plug-in has no rules there. */
 static void check_entitlements(vctx *c, const sx_bundle *b, const sx_vresult *v, bool embeds,
                                const char *shown)
 {
-    sx_report_add_entitlement_problems(c->report, b->kind, v->entitlements, embeds, shown);
+    if (b->kind == SX_BUNDLE_UNKNOWN)
+        return;
+    plist_t empty = v->entitlements ? NULL : plist_new_dict();
+    sx_ent_check(c->catalog, v->entitlements ? v->entitlements : empty, b->kind, embeds, shown,
+                 c->report);
+    plist_free(empty);
 }
 
 /* The bundle's embedded system extensions, each a signed bundle of its own, with the team
@@ -634,13 +626,14 @@ static int verify_code(vctx *c, const char *path, const char *shown, sx_vresult 
     if (c->depth >= SX_MAX_DEPTH)
         return sx_err(SYSEXT_ELIMIT, "%s: nested code deeper than %d levels", shown, SX_MAX_DEPTH);
     v->nested = json_object_new_array();
-    size_t before = c->report->n;
+    size_t before = sx_report_count(c->report, SX_SEV_ERROR);
     c->depth++;
     int r = sx_is_dir(path) ? verify_bundle(c, path, shown, v) : verify_macho(c, path, shown, v);
     c->depth--;
     if (r < 0)
         return r;
-    v->valid = c->report->n == before;
+    /* Warnings (a deprecated entitlement, ...) do not make code invalid. */
+    v->valid = sx_report_count(c->report, SX_SEV_ERROR) == before;
     return v->valid ? 0 : SYSEXT_EINVALID;
 }
 
@@ -670,6 +663,8 @@ int sx_verify_path(const char *path, const sysext_verify_options *o, sx_report *
 {
     vctx c = {.o = o, .report = report};
     int r = sx_trust_new(&c.trust);
+    if (r == 0)
+        r = sx_ent_catalog_load(&c.catalog);
     for (size_t i = 0; r == 0 && i < o->n_trust; i++)
         r = sx_trust_add_path(c.trust, o->trust[i]);
     if (r == 0) {
@@ -680,7 +675,16 @@ int sx_verify_path(const char *path, const sysext_verify_options *o, sx_report *
         r = shown ? verify_code(&c, path, shown, v) : sx_err(SYSEXT_ENOMEM, "out of memory");
     }
     sx_trust_free(c.trust);
+    sx_ent_catalog_free(c.catalog);
     return r;
+}
+
+static const sx_diag *first_error(const sx_report *r)
+{
+    for (size_t i = 0; i < r->n; i++)
+        if (r->v[i].sev == SX_SEV_ERROR)
+            return &r->v[i];
+    return &r->v[0];
 }
 
 int sysext_verify(const char *path, const sysext_verify_options *opts, char **out_text)
@@ -709,23 +713,26 @@ int sysext_verify(const char *path, const sysext_verify_options *opts, char **ou
         e = sx_buf_puts(&out, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
                                                                     JSON_C_TO_STRING_SPACED));
         json_object_put(o);
-    } else if (report.n == 0) {
+    } else if (sx_report_count(&report, SX_SEV_ERROR) == 0) {
         e = sx_buf_printf(&out, "%s: valid on disk\n%s: satisfies its Designated Requirement\n",
                           path, path);
     } else {
-        e = sx_buf_printf(&out, "%s: %s\n", path, report.v[0].message);
+        e = sx_buf_printf(&out, "%s: %s\n", path, first_error(&report)->message);
         if (e == 0)
             e = sx_report_render_text(&report, &out);
     }
+    if (e == 0 && !(opts->flags & SYSEXT_OUTPUT_JSON) && sx_report_count(&report, SX_SEV_ERROR) == 0 &&
+        report.n)
+        e = sx_report_render_text(&report, &out);
     if (e < 0) {
         sx_buf_free(&out);
         r = e;
         goto out;
     }
     *out_text = sx_buf_steal_str(&out);
-    r = report.n ? SYSEXT_EINVALID : 0;
+    r = sx_report_count(&report, SX_SEV_ERROR) ? SYSEXT_EINVALID : 0;
     if (r)
-        sx_err(r, "%s: %s", path, report.v[0].message);
+        sx_err(r, "%s: %s", path, first_error(&report)->message);
 out:
     sx_vresult_free(&v);
     sx_report_free(&report);

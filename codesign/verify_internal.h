@@ -31,8 +31,4 @@ int sx_verify_path(const char *path, const sysext_verify_options *o, sx_report *
 void sx_vresult_free(sx_vresult *v);
 json_object *sx_vresult_to_json(const sx_vresult *v, const char *shown);
 
-/* Entitlement rules per bundle kind (schemas/entitlements.json). */
-void sx_report_add_entitlement_problems(sx_report *r, sx_bundle_kind kind, plist_t ents,
-                                        bool embeds_extensions, const char *shown);
-
 #endif

@@ -38,9 +38,22 @@ void sx_fx_ents(const char *rel, const char *const *true_keys)
                                 "\"-//Apple//DTD PLIST 1.0//EN\" "
                                 "\"http://www.apple.com/DTDs/PropertyList-1.0.dtd\">\n"
                                 "<plist version=\"1.0\">\n<dict>\n");
-    for (size_t i = 0; true_keys && true_keys[i]; i++)
-        o += (size_t)snprintf(buf + o, sizeof(buf) - o, "\t<key>%s</key>\n\t<true/>\n",
-                              true_keys[i]);
+    for (size_t i = 0; true_keys && true_keys[i]; i++) {
+        /* Transport and network-extension entitlements are arrays, as Apple issues them. */
+        if (!strcmp(true_keys[i], "com.apple.developer.driverkit.transport.usb"))
+            o += (size_t)snprintf(buf + o, sizeof(buf) - o,
+                                  "\t<key>%s</key>\n\t<array>\n\t\t<dict>\n\t\t\t<key>idVendor</key>\n"
+                                  "\t\t\t<integer>4617</integer>\n\t\t</dict>\n\t</array>\n",
+                                  true_keys[i]);
+        else if (!strcmp(true_keys[i], "com.apple.developer.networking.networkextension"))
+            o += (size_t)snprintf(buf + o, sizeof(buf) - o,
+                                  "\t<key>%s</key>\n\t<array>\n\t\t<string>content-filter-provider"
+                                  "</string>\n\t</array>\n",
+                                  true_keys[i]);
+        else
+            o += (size_t)snprintf(buf + o, sizeof(buf) - o, "\t<key>%s</key>\n\t<true/>\n",
+                                  true_keys[i]);
+    }
     snprintf(buf + o, sizeof(buf) - o, "</dict>\n</plist>\n");
     sx_fx_write(rel, buf, 0644);
 }

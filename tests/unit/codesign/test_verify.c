@@ -79,7 +79,7 @@ Test(codesign_verify, tampered_info_plist)
 Test(codesign_verify, malformed_info_plist)
 {
     signed_app();
-    flip_byte("Host.app/Contents/Info.plist", -3);
+    sx_fx_write("Host.app/Contents/Info.plist", "<plist><dict><key>oops", 0644);
     expect("bundle-format", NULL);
 }
 
@@ -192,9 +192,9 @@ Test(codesign_verify, missing_required_entitlements)
     cr_assert_eq(sx_fx_sign("src/com.example.sensor.dext", "a.p12", "ents/none.plist"), 0);
     cr_assert_eq(sx_copy_tree(sx_fx_path("src/com.example.sensor.dext"), sx_fx_path(DEXT_IN_APP)), 0);
     cr_assert_eq(sx_fx_sign("Host.app", "a.p12", "ents/none.plist"), 0);
-    expect("entitlement-missing", "com.apple.developer.driverkit");
-    expect("entitlement-missing", "com.apple.developer.driverkit.transport");
-    expect("entitlement-missing", "com.apple.developer.system-extension.install");
+    expect("missing-entitlement", "com.example.sensor.dext:com.apple.developer.driverkit");
+    expect("missing-entitlement", "com.example.sensor.dext:driverkit-transport");
+    expect("missing-entitlement", "Host.app:com.apple.developer.system-extension.install");
 }
 
 Test(codesign_verify, cli_json_and_exit_codes)
