@@ -174,6 +174,55 @@ int sx_superblob_build(const sx_blob_ref *blobs, size_t n, sx_buf *out)
     return sx_superblob_build_magic(SX_CSMAGIC_EMBEDDED_SIGNATURE, blobs, n, out);
 }
 
+int sx_superblob_cds(const sx_superblob *sb, const char *what, sx_cd *cds, size_t *n, size_t *best)
+{
+    SX_ASSERT_ARG(sb);
+    SX_ASSERT_ARG(cds);
+    SX_ASSERT_ARG(n);
+    SX_ASSERT_ARG(best);
+    if (!what)
+        what = "signature";
+    const sx_blob_ref *primary = sx_superblob_find(sb, SX_CSSLOT_CODEDIRECTORY);
+    if (!primary)
+        return sx_err(SYSEXT_ENOTFOUND, "%s: no CodeDirectory in slot 0: code object is not "
+                      "signed at all", what);
+    size_t count = 0, pick = 0;
+    bool primary_unknown = false;
+    for (uint32_t slot = 0; slot <= 5; slot++) {
+        uint32_t type = slot == 0 ? SX_CSSLOT_CODEDIRECTORY : SX_CSSLOT_ALTERNATE_CD + slot - 1;
+        const sx_blob_ref *b = sx_superblob_find(sb, type);
+        if (!b)
+            continue;
+        char name[64];
+        snprintf(name, sizeof(name), "%s: CodeDirectory slot 0x%x", what, type);
+        if (b->magic != SX_CSMAGIC_CODEDIRECTORY)
+            return sx_err(SYSEXT_EFORMAT, "%s: magic 0x%08x is not a CodeDirectory", name,
+                          b->magic);
+        sx_cd cd;
+        int e = sx_cd_parse(b->data, b->len, name, &cd);
+        if (e == SYSEXT_EUNSUPPORTED && sx_hash_size(b->len > 0x25 ? b->data[0x25] : 0) == 0) {
+            if (slot == 0)
+                primary_unknown = true;
+            continue; /* an unknown digest: usable only if another CD is */
+        }
+        if (e < 0)
+            return e;
+        for (size_t i = 0; i < count; i++)
+            if (cds[i].hash_type == cd.hash_type)
+                return sx_err(SYSEXT_EFORMAT, "%s: a second CodeDirectory with hash type %s",
+                              name, sx_hash_name(cd.hash_type));
+        if (count == 0 || sx_hash_type_rank(cd.hash_type) > sx_hash_type_rank(cds[pick].hash_type))
+            pick = count;
+        cds[count++] = cd;
+    }
+    if (count == 0 || primary_unknown)
+        return sx_err(SYSEXT_EUNSUPPORTED, "%s: the slot-0 CodeDirectory uses an unsupported "
+                      "hash type", what);
+    *n = count;
+    *best = pick;
+    return 0;
+}
+
 /* ---- Mach-O ---- */
 
 #define MH_MAGIC 0xfeedfaceu

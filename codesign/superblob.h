@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "codesign/codedirectory.h"
 #include "util/buf.h"
 
 typedef struct sx_blob_ref {
@@ -27,6 +28,17 @@ typedef struct sx_superblob {
 int sx_superblob_parse(const uint8_t *data, size_t len, const char *what, sx_superblob *out);
 void sx_superblob_free(sx_superblob *sb);
 const sx_blob_ref *sx_superblob_find(const sx_superblob *sb, uint32_t type);
+
+/* Every CodeDirectory of an embedded signature (reference 2.10, 2.12): slot 0 first, then
+ * the alternates 0x1000..0x1004 in slot order, parsed into cds[] (pointers borrow from the
+ * SuperBlob's input). SYSEXT_ENOTFOUND if slot 0 is missing ("code object is not signed at
+ * all"); SYSEXT_EFORMAT for a malformed CD, a slot that is not a CD, or two CDs with the same
+ * hash type. An alternate with an unknown hash type is skipped; if slot 0's type is unknown
+ * too, SYSEXT_EUNSUPPORTED. *best = index in cds[] of the preferred CD (sx_hash_type_rank).
+ * `cds` must hold SX_MAX_CDS entries. */
+#define SX_MAX_CDS 6
+int sx_superblob_cds(const sx_superblob *sb, const char *what, sx_cd *cds, size_t *n,
+                     size_t *best);
 
 /* Build an embedded-signature SuperBlob from sub-blobs (sorted by type as codesign does). */
 int sx_superblob_build(const sx_blob_ref *blobs, size_t n, sx_buf *out);

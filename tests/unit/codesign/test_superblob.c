@@ -475,3 +475,45 @@ Test(codesign_superblob, malformed)
     cr_assert_eq(sx_superblob_build(dup, 2, &o), SYSEXT_EINVAL);
     cr_assert_eq(o.len, 0);
 }
+
+Test(codesign_superblob, collects_cds_and_picks_best)
+{
+    file f = load("macho/libexpat.1.dylib");
+    size_t n;
+    sx_macho_slice *s = slices_of(&f, &n);
+    sx_superblob sb;
+    cr_assert_eq(sx_superblob_parse(f.data + s[0].offset + s[0].sig_offset, s[0].sig_size, "sig",
+                                    &sb), 0);
+    sx_cd cds[SX_MAX_CDS];
+    size_t count, best;
+    cr_assert_eq(sx_superblob_cds(&sb, "i386", cds, &count, &best), 0, "%s", sx_errmsg());
+    cr_assert_eq(count, 2);
+    cr_assert_eq(cds[0].hash_type, SX_HASH_SHA1);
+    cr_assert_eq(best, 1, "SHA-256 is preferred");
+    uint8_t h[SX_CDHASH_LEN];
+    sx_cd_cdhash(&cds[best], h);
+    assert_hex(h, 20, "f6551ef3dcd5ac5f8272054b30a43d42d877c66d");
+
+    /* the same CD twice (slots 0 and 0x1001): duplicate hash type */
+    const sx_blob_ref *cd0 = sx_superblob_find(&sb, 0);
+    sx_blob_ref two[] = {*cd0, *cd0};
+    two[1].type = 0x1001;
+    sx_buf b = SX_BUF_INIT;
+    sx_superblob sb2;
+    cr_assert_eq(sx_superblob_build(two, 2, &b), 0);
+    cr_assert_eq(sx_superblob_parse(b.data, b.len, "dup", &sb2), 0);
+    cr_assert_eq(sx_superblob_cds(&sb2, "dup", cds, &count, &best), SYSEXT_EFORMAT);
+    cr_assert_str_eq(sx_errmsg(), "dup: CodeDirectory slot 0x1001: a second CodeDirectory with "
+                                  "hash type sha1");
+    sx_superblob_free(&sb2);
+    /* no slot 0 */
+    b.len = 0;
+    cr_assert_eq(sx_superblob_build(&two[1], 1, &b), 0);
+    cr_assert_eq(sx_superblob_parse(b.data, b.len, "alt only", &sb2), 0);
+    cr_assert_eq(sx_superblob_cds(&sb2, "alt only", cds, &count, &best), SYSEXT_ENOTFOUND);
+    cr_assert(strstr(sx_errmsg(), "not signed at all"));
+    sx_superblob_free(&sb2);
+    sx_buf_free(&b);
+    sx_superblob_free(&sb);
+    free(s);
+}
