@@ -187,7 +187,6 @@ int sx_superblob_cds(const sx_superblob *sb, const char *what, sx_cd *cds, size_
         return sx_err(SYSEXT_ENOTFOUND, "%s: no CodeDirectory in slot 0: code object is not "
                       "signed at all", what);
     size_t count = 0, pick = 0;
-    bool primary_unknown = false;
     for (uint32_t slot = 0; slot <= 5; slot++) {
         uint32_t type = slot == 0 ? SX_CSSLOT_CODEDIRECTORY : SX_CSSLOT_ALTERNATE_CD + slot - 1;
         const sx_blob_ref *b = sx_superblob_find(sb, type);
@@ -200,11 +199,8 @@ int sx_superblob_cds(const sx_superblob *sb, const char *what, sx_cd *cds, size_
                           b->magic);
         sx_cd cd;
         int e = sx_cd_parse(b->data, b->len, name, &cd);
-        if (e == SYSEXT_EUNSUPPORTED && sx_hash_size(b->len > 0x25 ? b->data[0x25] : 0) == 0) {
-            if (slot == 0)
-                primary_unknown = true;
-            continue; /* an unknown digest: usable only if another CD is */
-        }
+        if (e == SYSEXT_EUNSUPPORTED && sx_hash_size(b->len > 0x25 ? b->data[0x25] : 0) == 0)
+            continue; /* an unknown digest: fine as long as another CD is usable */
         if (e < 0)
             return e;
         for (size_t i = 0; i < count; i++)
@@ -215,9 +211,9 @@ int sx_superblob_cds(const sx_superblob *sb, const char *what, sx_cd *cds, size_
             pick = count;
         cds[count++] = cd;
     }
-    if (count == 0 || primary_unknown)
-        return sx_err(SYSEXT_EUNSUPPORTED, "%s: the slot-0 CodeDirectory uses an unsupported "
-                      "hash type", what);
+    if (count == 0)
+        return sx_err(SYSEXT_EUNSUPPORTED, "%s: no CodeDirectory uses a supported hash type",
+                      what);
     *n = count;
     *best = pick;
     return 0;

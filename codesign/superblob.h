@@ -33,8 +33,8 @@ const sx_blob_ref *sx_superblob_find(const sx_superblob *sb, uint32_t type);
  * the alternates 0x1000..0x1004 in slot order, parsed into cds[] (pointers borrow from the
  * SuperBlob's input). SYSEXT_ENOTFOUND if slot 0 is missing ("code object is not signed at
  * all"); SYSEXT_EFORMAT for a malformed CD, a slot that is not a CD, or two CDs with the same
- * hash type. An alternate with an unknown hash type is skipped; if slot 0's type is unknown
- * too, SYSEXT_EUNSUPPORTED. *best = index in cds[] of the preferred CD (sx_hash_type_rank).
+ * hash type. A CD with an unknown hash type (slot 0 included) is skipped; SYSEXT_EUNSUPPORTED
+ * if that leaves none. *best = index in cds[] of the preferred CD (sx_hash_type_rank).
  * `cds` must hold SX_MAX_CDS entries. */
 #define SX_MAX_CDS 6
 int sx_superblob_cds(const sx_superblob *sb, const char *what, sx_cd *cds, size_t *n,

@@ -513,6 +513,26 @@ Test(codesign_superblob, collects_cds_and_picks_best)
     cr_assert_eq(sx_superblob_cds(&sb2, "alt only", cds, &count, &best), SYSEXT_ENOTFOUND);
     cr_assert(strstr(sx_errmsg(), "not signed at all"));
     sx_superblob_free(&sb2);
+    /* an alternate with an unknown digest is skipped; only unknown digests: unsupported */
+    uint8_t *odd = malloc(cd0->len);
+    memcpy(odd, cd0->data, cd0->len);
+    odd[0x25] = 9;
+    sx_blob_ref mixed[] = {*cd0, {.type = 0x1000, .data = odd, .len = cd0->len}};
+    b.len = 0;
+    cr_assert_eq(sx_superblob_build(mixed, 2, &b), 0);
+    cr_assert_eq(sx_superblob_parse(b.data, b.len, "mixed", &sb2), 0);
+    cr_assert_eq(sx_superblob_cds(&sb2, "mixed", cds, &count, &best), 0, "%s", sx_errmsg());
+    cr_assert_eq(count, 1);
+    cr_assert_eq(best, 0);
+    sx_superblob_free(&sb2);
+    mixed[1].type = 0;
+    b.len = 0;
+    cr_assert_eq(sx_superblob_build(&mixed[1], 1, &b), 0);
+    cr_assert_eq(sx_superblob_parse(b.data, b.len, "odd", &sb2), 0);
+    cr_assert_eq(sx_superblob_cds(&sb2, "odd", cds, &count, &best), SYSEXT_EUNSUPPORTED);
+    cr_assert_str_eq(sx_errmsg(), "odd: no CodeDirectory uses a supported hash type");
+    sx_superblob_free(&sb2);
+    free(odd);
     sx_buf_free(&b);
     sx_superblob_free(&sb);
     free(s);
