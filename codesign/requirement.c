@@ -141,7 +141,7 @@ static int print_data(sx_buf *o, const uint8_t *d, size_t n, bool dot_ok)
     for (size_t i = 0; i < n; i++) {
         if (isalnum(d[i]) || (d[i] == '.' && dot_ok))
             continue;
-        if (isprint(d[i]) && d[i] < 0x80) {
+        if ((isgraph(d[i]) || isspace(d[i])) && d[i] < 0x80) { /* codesign: quoted */
             mode = PM_PRINTABLE;
         } else {
             mode = PM_BINARY;

@@ -466,7 +466,8 @@ Test(codesign_requirement, text_round_trip_and_printing_rules)
         "certificate 2[policy.1.2.3] /* exists */ and certificate root = "
         "H\"0000000000000000000000000000000000000000\" and certificate leaf trusted",
         "anchor apple Foo and anchor trusted and platform = 2 and notarized and legacy",
-        "identifier \"and\" and identifier Enginio and identifier \"9lives\"",
+        "identifier \"and\" and identifier Enginio and identifier \"9lives\" and identifier "
+        "\"tab\there\"",
         "certificate leaf[timestamp.1.2.840.113635.100.6.1.33] absent ",
     };
     for (size_t i = 0; i < SX_ARRAY_SIZE(texts); i++) {
