@@ -15,7 +15,8 @@
 #include "util/hex.h"
 #include "util/reader.h"
 
-#define REQ_MAX_DEPTH 64
+#define REQ_MAX_DEPTH 256    /* expression tree depth in a blob (and/or chains count) */
+#define REQ_MAX_PARENS 64    /* nesting of parentheses and '!' in requirement text */
 #define REQ_MAX_TEXT (64u * 1024)
 #define REQ_MAX_DATA 4096u /* longest string/hash/OID operand accepted anywhere */
 
@@ -795,9 +796,9 @@ static int parse_expr(lexer *lx, sx_buf *o);
 static int parse_primary(lexer *lx, sx_buf *o)
 {
     int e;
-    if (++lx->depth > REQ_MAX_DEPTH)
+    if (++lx->depth > REQ_MAX_PARENS)
         return sx_err(SYSEXT_ELIMIT, "requirement text: nested deeper than %d at column %zu",
-                      REQ_MAX_DEPTH, lx->start + 1);
+                      REQ_MAX_PARENS, lx->start + 1);
     if (is_punct(lx, "(")) {
         if ((e = lex_next(lx)) < 0 || (e = parse_expr(lx, o)) < 0)
             goto out;
@@ -982,6 +983,14 @@ int sx_req_compile(const char *text, sx_buf *out)
         e = sx_err(SYSEXT_ELIMIT, "requirement: too large");
     if (e >= 0) {
         sx_buf_set_u32be(&o, 4, (uint32_t)o.len);
+        /* A long and/or chain nests one level per clause: refuse what readers would refuse. */
+        sx_buf scratch = SX_BUF_INIT;
+        if (sx_req_to_text(o.data, o.len, &scratch) < 0)
+            e = sx_err(SYSEXT_ELIMIT, "requirement text: more than %d nested clauses",
+                       REQ_MAX_DEPTH);
+        sx_buf_free(&scratch);
+    }
+    if (e >= 0) {
         e = sx_buf_append(out, o.data, o.len);
     }
     sx_buf_free(&o);

@@ -532,6 +532,24 @@ Test(codesign_requirement, compile_errors)
     memcpy(deep + 100, "always", 7);
     expect_compile_error(deep, SYSEXT_ELIMIT,
                          "requirement text: nested deeper than 64 at column 65");
+    /* 300 clauses in one `and` chain nest 299 deep in the blob: refused at compile time,
+     * since no reader would accept the result (found by fuzz_codesign_requirement) */
+    sx_buf chain = SX_BUF_INIT;
+    sx_buf_puts(&chain, "always");
+    for (int i = 0; i < 299; i++)
+        sx_buf_puts(&chain, " and always");
+    expect_compile_error((const char *)chain.data, SYSEXT_ELIMIT,
+                         "requirement text: more than 256 nested clauses");
+    chain.len = 0;
+    sx_buf_puts(&chain, "always");
+    for (int i = 0; i < 200; i++)
+        sx_buf_puts(&chain, " or always");
+    sx_buf b = SX_BUF_INIT;
+    cr_assert_eq(sx_req_compile((const char *)chain.data, &b), 0, "200 clauses are fine");
+    sx_req_context ctx = {0};
+    cr_assert_eq(sx_req_evaluate(b.data, b.len, &ctx), 0);
+    sx_buf_free(&b);
+    sx_buf_free(&chain);
 }
 
 static void expect_bad_blob(const uint8_t *blob, size_t n, int code, const char *needle)
@@ -568,16 +586,16 @@ Test(codesign_requirement, malformed_blobs)
     expect_bad_blob(b.data, b.len, SYSEXT_EFORMAT, "magic 0xfade0c01 at offset 0");
     sx_buf_free(&b);
 
-    /* 100 nested `not`s: refused before the stack grows */
+    /* 300 nested `not`s: refused before the stack grows */
     sx_buf d = SX_BUF_INIT;
     sx_buf_put_u32be(&d, SX_CSMAGIC_REQUIREMENT);
     sx_buf_put_u32be(&d, 0);
     sx_buf_put_u32be(&d, 1);
-    for (int i = 0; i < 100; i++)
+    for (int i = 0; i < 300; i++)
         sx_buf_put_u32be(&d, 9);
     sx_buf_put_u32be(&d, 1);
     sx_buf_set_u32be(&d, 4, (uint32_t)d.len);
-    expect_bad_blob(d.data, d.len, SYSEXT_EFORMAT, "nested deeper than 64");
+    expect_bad_blob(d.data, d.len, SYSEXT_EFORMAT, "nested deeper than 256");
     /* trailing garbage after a complete expression */
     d.len = 0;
     sx_buf_put_u32be(&d, SX_CSMAGIC_REQUIREMENT);
