@@ -186,12 +186,13 @@ int sx_cd_parse(const uint8_t *data, size_t len, const char *what, sx_cd *out)
     if ((e = sx_rd_u32be(&r, &magic)) < 0 || (e = sx_rd_u32be(&r, &length)) < 0)
         return e;
     if (magic != SX_CSMAGIC_CODEDIRECTORY)
-        return sx_err(SYSEXT_EFORMAT, "%s: magic 0x%08x at offset 0, expected 0x%08x (CodeDirectory)",
-                      what, magic, SX_CSMAGIC_CODEDIRECTORY);
+        return sx_err(SYSEXT_EFORMAT,
+                      "%s: magic 0x%08x at offset 0, expected 0x%08x (CodeDirectory)", what, magic,
+                      SX_CSMAGIC_CODEDIRECTORY);
     if (length > len)
         return sx_err(SYSEXT_EFORMAT,
-                      "%s: CodeDirectory length %u at offset 4 exceeds the %zu bytes available", what,
-                      length, len);
+                      "%s: CodeDirectory length %u at offset 4 exceeds the %zu bytes available",
+                      what, length, len);
     if (length < 44)
         return sx_err(SYSEXT_EFORMAT,
                       "%s: CodeDirectory length %u at offset 4 is shorter than the 44-byte header",
@@ -201,8 +202,8 @@ int sx_cd_parse(const uint8_t *data, size_t len, const char *what, sx_cd *out)
         return e;
     if (version < CD_V_EARLIEST || version > CD_V_MAX)
         return sx_err(SYSEXT_EFORMAT,
-                      "%s: CodeDirectory version 0x%x at offset 8 is outside 0x20001..0x2f000", what,
-                      version);
+                      "%s: CodeDirectory version 0x%x at offset 8 is outside 0x20001..0x2f000",
+                      what, version);
     size_t hdr = header_size(version);
     if (length < hdr)
         return sx_err(SYSEXT_EFORMAT,
@@ -260,15 +261,16 @@ int sx_cd_parse(const uint8_t *data, size_t len, const char *what, sx_cd *out)
 
     size_t want = sx_hash_size(hash_type);
     if (want == 0)
-        return sx_err(SYSEXT_EUNSUPPORTED, "%s: CodeDirectory hash type %u at offset 0x25 is unknown",
-                      what, hash_type);
+        return sx_err(SYSEXT_EUNSUPPORTED,
+                      "%s: CodeDirectory hash type %u at offset 0x25 is unknown", what, hash_type);
     if (hash_size != want)
         return sx_err(SYSEXT_EFORMAT,
                       "%s: CodeDirectory hash size %u at offset 0x24 does not match %s (%zu bytes)",
                       what, hash_size, sx_hash_name(hash_type), want);
     if (scatter != 0)
         return sx_err(SYSEXT_EUNSUPPORTED,
-                      "%s: CodeDirectory scatter vector at offset %u is not supported", what, scatter);
+                      "%s: CodeDirectory scatter vector at offset %u is not supported", what,
+                      scatter);
     if ((e = cd_string(data, length, ident_off, what, "identifier", &cd.identifier)) < 0)
         return e;
     if (team_off != 0 && (e = cd_string(data, length, team_off, what, "team ID", &cd.team_id)) < 0)
@@ -278,10 +280,11 @@ int sx_cd_parse(const uint8_t *data, size_t len, const char *what, sx_cd *out)
     uint64_t special_bytes = (uint64_t)n_special * hash_size;
     uint64_t code_bytes = (uint64_t)n_code * hash_size;
     if (special_bytes > hash_off || hash_off - special_bytes < hdr)
-        return sx_err(SYSEXT_EFORMAT,
-                      "%s: CodeDirectory %u special slots of %u bytes do not fit below hashOffset %u "
-                      "(header ends at %zu)",
-                      what, n_special, hash_size, hash_off, hdr);
+        return sx_err(
+            SYSEXT_EFORMAT,
+            "%s: CodeDirectory %u special slots of %u bytes do not fit below hashOffset %u "
+            "(header ends at %zu)",
+            what, n_special, hash_size, hash_off, hdr);
     if ((uint64_t)hash_off + code_bytes > length)
         return sx_err(SYSEXT_EFORMAT,
                       "%s: CodeDirectory %u code slots at hashOffset %u run past the blob end %u",

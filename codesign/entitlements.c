@@ -58,7 +58,8 @@ static int der_put_tlv(sx_buf *out, uint8_t tag, const uint8_t *content, size_t 
         for (size_t v = len; v; v >>= 8)
             tmp[k++] = (uint8_t)v;
         if (k > 4)
-            return sx_err(SYSEXT_ELIMIT, "entitlements DER: element of %zu bytes is too large", len);
+            return sx_err(SYSEXT_ELIMIT, "entitlements DER: element of %zu bytes is too large",
+                          len);
         hdr[n++] = (uint8_t)(0x80 | k);
         while (k)
             hdr[n++] = tmp[--k];
@@ -109,7 +110,8 @@ static int der_dict(plist_t dict, const char *path, unsigned depth, sx_buf *out)
         keys[got] = k;
     }
     free(it);
-    qsort(keys, got, sizeof(*keys), cmp_keys);
+    if (got > 1)
+        qsort(keys, got, sizeof(*keys), cmp_keys);
     for (uint32_t i = 0; i < got && e >= 0; i++) {
         _sx_cleanup_free_ char *sub = NULL;
         if (asprintf(&sub, "%s%s%s", path, *path ? "." : "", keys[i]) < 0) {
@@ -217,8 +219,10 @@ static int blob_payload(const uint8_t *blob, size_t len, uint32_t magic, const c
         return sx_err(SYSEXT_EFORMAT, "%s: magic 0x%08x at offset 0, expected 0x%08x", what, m,
                       magic);
     if (l < 8 || l > len)
-        return sx_err(SYSEXT_EFORMAT, "%s: blob length %u at offset 4 does not fit the %zu bytes "
-                      "given", what, l, len);
+        return sx_err(SYSEXT_EFORMAT,
+                      "%s: blob length %u at offset 4 does not fit the %zu bytes "
+                      "given",
+                      what, l, len);
     return sx_rd_window(&r, 8, l - 8, payload, what);
 }
 
@@ -278,9 +282,8 @@ static int der_next(sx_reader *r, der_tlv *t)
         }
     }
     if (len > sx_reader_left(r))
-        return sx_err(SYSEXT_EFORMAT,
-                      "%s: DER element at offset %zu claims %zu bytes, %zu left", r->what, t->at,
-                      len, sx_reader_left(r));
+        return sx_err(SYSEXT_EFORMAT, "%s: DER element at offset %zu claims %zu bytes, %zu left",
+                      r->what, t->at, len, sx_reader_left(r));
     t->tag = tag;
     sx_rd_window(r, r->pos, len, &t->content, r->what);
     sx_rd_skip(r, len);
@@ -299,15 +302,19 @@ static int der_parse_dict(const der_tlv *t, unsigned depth, plist_t *out)
         if ((e = der_next(&r, &ent)) < 0)
             break;
         if (ent.tag != TAG_SEQUENCE) {
-            e = sx_err(SYSEXT_EFORMAT, "%s: dictionary entry at offset %zu: tag 0x%02x, expected "
-                       "SEQUENCE", r.what, ent.at, ent.tag);
+            e = sx_err(SYSEXT_EFORMAT,
+                       "%s: dictionary entry at offset %zu: tag 0x%02x, expected "
+                       "SEQUENCE",
+                       r.what, ent.at, ent.tag);
             break;
         }
         if ((e = der_next(&ent.content, &key)) < 0)
             break;
         if (key.tag != TAG_UTF8) {
-            e = sx_err(SYSEXT_EFORMAT, "%s: dictionary key at offset %zu: tag 0x%02x, expected "
-                       "UTF8String", r.what, key.at, key.tag);
+            e = sx_err(SYSEXT_EFORMAT,
+                       "%s: dictionary key at offset %zu: tag 0x%02x, expected "
+                       "UTF8String",
+                       r.what, key.at, key.tag);
             break;
         }
         if ((e = der_next(&ent.content, &val)) < 0)
@@ -407,8 +414,8 @@ static int der_parse_value(const der_tlv *t, unsigned depth, plist_t *out)
         return 0;
     }
     default:
-        return sx_err(SYSEXT_EFORMAT, "%s: unexpected DER tag 0x%02x at offset %zu", c.what,
-                      t->tag, t->at);
+        return sx_err(SYSEXT_EFORMAT, "%s: unexpected DER tag 0x%02x at offset %zu", c.what, t->tag,
+                      t->at);
     }
 }
 
@@ -443,8 +450,10 @@ int sx_ent_parse_der_blob(const uint8_t *blob, size_t len, plist_t *out)
     if ((e = der_next(&top.content, &dict)) < 0)
         return e;
     if (dict.tag != TAG_CTX16)
-        return sx_err(SYSEXT_EFORMAT, "%s: root at offset %zu has tag 0x%02x, expected a "
-                      "dictionary (0xb0)", what, dict.at, dict.tag);
+        return sx_err(SYSEXT_EFORMAT,
+                      "%s: root at offset %zu has tag 0x%02x, expected a "
+                      "dictionary (0xb0)",
+                      what, dict.at, dict.tag);
     if (sx_reader_left(&top.content) != 0)
         return sx_err(SYSEXT_EFORMAT, "%s: trailing bytes after the root dictionary at offset %zu",
                       what, sx_reader_offset(&top.content));

@@ -15,32 +15,67 @@
 #include "util/hex.h"
 #include "util/reader.h"
 
-#define REQ_MAX_DEPTH 64
+#define REQ_MAX_DEPTH 256    /* expression tree depth in a blob (and/or chains count) */
+#define REQ_MAX_PARENS 64    /* nesting of parentheses and '!' in requirement text */
 #define REQ_MAX_TEXT (64u * 1024)
 #define REQ_MAX_DATA 4096u /* longest string/hash/OID operand accepted anywhere */
 
 enum {
-    OP_FALSE, OP_TRUE, OP_IDENT, OP_APPLE_ANCHOR, OP_ANCHOR_HASH, OP_INFO_KEY_VALUE, OP_AND, OP_OR,
-    OP_CDHASH, OP_NOT, OP_INFO_KEY_FIELD, OP_CERT_FIELD, OP_TRUSTED_CERT, OP_TRUSTED_CERTS,
-    OP_CERT_GENERIC, OP_APPLE_GENERIC_ANCHOR, OP_ENTITLEMENT_FIELD, OP_CERT_POLICY,
-    OP_NAMED_ANCHOR, OP_NAMED_CODE, OP_PLATFORM, OP_NOTARIZED, OP_CERT_FIELD_DATE, OP_LEGACY_DEVID,
+    OP_FALSE,
+    OP_TRUE,
+    OP_IDENT,
+    OP_APPLE_ANCHOR,
+    OP_ANCHOR_HASH,
+    OP_INFO_KEY_VALUE,
+    OP_AND,
+    OP_OR,
+    OP_CDHASH,
+    OP_NOT,
+    OP_INFO_KEY_FIELD,
+    OP_CERT_FIELD,
+    OP_TRUSTED_CERT,
+    OP_TRUSTED_CERTS,
+    OP_CERT_GENERIC,
+    OP_APPLE_GENERIC_ANCHOR,
+    OP_ENTITLEMENT_FIELD,
+    OP_CERT_POLICY,
+    OP_NAMED_ANCHOR,
+    OP_NAMED_CODE,
+    OP_PLATFORM,
+    OP_NOTARIZED,
+    OP_CERT_FIELD_DATE,
+    OP_LEGACY_DEVID,
 };
 #define OP_FLAG_GENERIC_FALSE 0x80000000u
 #define OP_FLAG_GENERIC_SKIP 0x40000000u
 #define OP_FLAG_MASK 0xff000000u
 
 enum {
-    M_EXISTS, M_EQUAL, M_CONTAINS, M_BEGINS, M_ENDS, M_LT, M_GT, M_LE, M_GE, M_ON, M_BEFORE,
-    M_AFTER, M_ON_OR_BEFORE, M_ON_OR_AFTER, M_ABSENT,
+    M_EXISTS,
+    M_EQUAL,
+    M_CONTAINS,
+    M_BEGINS,
+    M_ENDS,
+    M_LT,
+    M_GT,
+    M_LE,
+    M_GE,
+    M_ON,
+    M_BEFORE,
+    M_AFTER,
+    M_ON_OR_BEFORE,
+    M_ON_OR_AFTER,
+    M_ABSENT,
 };
 
 enum { SL_PRIMARY, SL_AND, SL_OR, SL_TOP }; /* codesign's Dumper syntax levels */
 
 static const char *const keywords[] = {
-    "host", "guest", "designated", "library", "plugin", "or", "and", "always", "true", "never",
-    "false", "identifier", "cdhash", "platform", "notarized", "legacy", "anchor", "apple",
-    "generic", "trusted", "certificate", "cert", "info", "entitlement", "exists", "absent", "leaf",
-    "root", "timestamp", NULL,
+    "host",    "guest",    "designated",  "library", "plugin",    "or",
+    "and",     "always",   "true",        "never",   "false",     "identifier",
+    "cdhash",  "platform", "notarized",   "legacy",  "anchor",    "apple",
+    "generic", "trusted",  "certificate", "cert",    "info",      "entitlement",
+    "exists",  "absent",   "leaf",        "root",    "timestamp", NULL,
 };
 
 static bool is_keyword(const char *s, size_t n)
@@ -82,14 +117,18 @@ static int req_open(const uint8_t *blob, size_t len, sx_reader *expr)
         return sx_err(SYSEXT_EFORMAT, "requirement: magic 0x%08x at offset 0, expected 0x%08x",
                       magic, SX_CSMAGIC_REQUIREMENT);
     if (length < 12 || length > len)
-        return sx_err(SYSEXT_EFORMAT, "requirement: length %u at offset 4 does not fit the %zu "
-                      "bytes given", length, len);
+        return sx_err(SYSEXT_EFORMAT,
+                      "requirement: length %u at offset 4 does not fit the %zu "
+                      "bytes given",
+                      length, len);
     r.len = length;
     if ((e = sx_rd_u32be(&r, &kind)) < 0)
         return e;
     if (kind != 1)
-        return sx_err(SYSEXT_EUNSUPPORTED, "requirement: kind %u at offset 8 is not the expression "
-                      "form (1)", kind);
+        return sx_err(SYSEXT_EUNSUPPORTED,
+                      "requirement: kind %u at offset 8 is not the expression "
+                      "form (1)",
+                      kind);
     return sx_rd_window(&r, 12, length - 12, expr, "requirement");
 }
 
@@ -103,7 +142,7 @@ static int print_data(sx_buf *o, const uint8_t *d, size_t n, bool dot_ok)
     for (size_t i = 0; i < n; i++) {
         if (isalnum(d[i]) || (d[i] == '.' && dot_ok))
             continue;
-        if (isprint(d[i]) && d[i] < 0x80) {
+        if ((isgraph(d[i]) || isspace(d[i])) && d[i] < 0x80) { /* codesign: quoted */
             mode = PM_PRINTABLE;
         } else {
             mode = PM_BINARY;
@@ -297,8 +336,9 @@ static int print_expr(sx_reader *r, sx_buf *o, int level, unsigned depth)
     case OP_CERT_GENERIC:
     case OP_CERT_POLICY:
     case OP_CERT_FIELD_DATE: {
-        const char *pfx = op == OP_CERT_GENERIC ? "[field." : op == OP_CERT_POLICY ? "[policy."
-                                                                                  : "[timestamp.";
+        const char *pfx = op == OP_CERT_GENERIC  ? "[field."
+                          : op == OP_CERT_POLICY ? "[policy."
+                                                 : "[timestamp.";
         if ((e = sx_buf_puts(o, "certificate")) < 0 || (e = print_slot(r, o)) < 0 ||
             (e = rd_data(r, &d, &n)) < 0 || (e = sx_buf_puts(o, pfx)) < 0 ||
             (e = print_oid(o, d, n)) < 0 || (e = sx_buf_putc(o, ']')) < 0)
@@ -335,9 +375,9 @@ static int print_expr(sx_reader *r, sx_buf *o, int level, unsigned depth)
             uint32_t skip;
             if ((e = sx_rd_u32be(r, &skip)) < 0 || (e = sx_rd_skip(r, skip)) < 0)
                 return e;
-            return sx_buf_printf(o, (op & OP_FLAG_GENERIC_FALSE) ? " false /* opcode %u */"
-                                                                   : " /* opcode %u */",
-                                 op & ~OP_FLAG_MASK);
+            return sx_buf_printf(
+                o, (op & OP_FLAG_GENERIC_FALSE) ? " false /* opcode %u */" : " /* opcode %u */",
+                op & ~OP_FLAG_MASK);
         }
         return sx_err(SYSEXT_EFORMAT, "requirement: unknown opcode %u at offset %zu", op, at);
     }
@@ -354,8 +394,10 @@ int sx_req_to_text(const uint8_t *blob, size_t len, sx_buf *out)
     size_t base = out->len;
     e = print_expr(&r, out, SL_TOP, 0);
     if (e >= 0 && sx_reader_left(&r) != 0)
-        e = sx_err(SYSEXT_EFORMAT, "requirement: %zu trailing bytes after the expression at "
-                   "offset %zu", sx_reader_left(&r), sx_reader_offset(&r));
+        e = sx_err(SYSEXT_EFORMAT,
+                   "requirement: %zu trailing bytes after the expression at "
+                   "offset %zu",
+                   sx_reader_left(&r), sx_reader_offset(&r));
     if (e < 0)
         out->len = base;
     return e;
@@ -369,10 +411,10 @@ typedef struct lexer {
     const char *s;
     size_t pos, len;
     int tok;
-    size_t start;      /* offset of the current token, for messages */
-    const char *word;  /* T_WORD / T_PUNCT: points into the text */
+    size_t start;     /* offset of the current token, for messages */
+    const char *word; /* T_WORD / T_PUNCT: points into the text */
     size_t word_len;
-    sx_buf str;        /* T_STRING / T_HASH: decoded bytes */
+    sx_buf str; /* T_STRING / T_HASH: decoded bytes */
     unsigned depth;
 } lexer;
 
@@ -395,8 +437,10 @@ static int lex_next(lexer *lx)
                     break;
                 }
             if (!end)
-                return sx_err(SYSEXT_EFORMAT, "requirement text: unterminated comment at "
-                              "column %zu", lx->pos + 1);
+                return sx_err(SYSEXT_EFORMAT,
+                              "requirement text: unterminated comment at "
+                              "column %zu",
+                              lx->pos + 1);
             lx->pos = (size_t)(end - s) + 2;
             continue;
         }
@@ -421,8 +465,10 @@ static int lex_next(lexer *lx)
                 break;
             if (ch == '\\' && !hash) {
                 if (lx->pos >= lx->len)
-                    return sx_err(SYSEXT_EFORMAT, "requirement text: unterminated string at "
-                                  "column %zu", lx->start + 1);
+                    return sx_err(SYSEXT_EFORMAT,
+                                  "requirement text: unterminated string at "
+                                  "column %zu",
+                                  lx->start + 1);
                 ch = s[lx->pos++];
             }
             if (lx->str.len >= REQ_MAX_DATA * 2)
@@ -435,8 +481,10 @@ static int lex_next(lexer *lx)
         if (hash) {
             size_t nhex = lx->str.len;
             if (nhex % 2 || nhex == 0)
-                return sx_err(SYSEXT_EFORMAT, "requirement text: hash at column %zu needs an even, "
-                              "non-zero number of hex digits", lx->start + 1);
+                return sx_err(SYSEXT_EFORMAT,
+                              "requirement text: hash at column %zu needs an even, "
+                              "non-zero number of hex digits",
+                              lx->start + 1);
             uint8_t *bin = malloc(nhex / 2);
             if (!bin)
                 return sx_err(SYSEXT_ENOMEM, "requirement text: out of memory");
@@ -485,7 +533,8 @@ static bool is_word(const lexer *lx, const char *w)
 
 static bool is_punct(const lexer *lx, const char *p)
 {
-    return lx->tok == T_PUNCT && lx->word_len == strlen(p) && memcmp(lx->word, p, lx->word_len) == 0;
+    return lx->tok == T_PUNCT && lx->word_len == strlen(p) &&
+           memcmp(lx->word, p, lx->word_len) == 0;
 }
 
 static int expected(const lexer *lx, const char *what)
@@ -709,8 +758,9 @@ static int parse_cert_rest(lexer *lx, int32_t slot, sx_buf *o)
     static const struct {
         const char *pfx;
         uint32_t op;
-    } oid_fields[] = {
-        {"field.", OP_CERT_GENERIC}, {"policy.", OP_CERT_POLICY}, {"timestamp.", OP_CERT_FIELD_DATE}};
+    } oid_fields[] = {{"field.", OP_CERT_GENERIC},
+                      {"policy.", OP_CERT_POLICY},
+                      {"timestamp.", OP_CERT_FIELD_DATE}};
     bool done = false;
     for (size_t i = 0; i < SX_ARRAY_SIZE(oid_fields) && !done; i++) {
         size_t pl = strlen(oid_fields[i].pfx);
@@ -746,9 +796,9 @@ static int parse_expr(lexer *lx, sx_buf *o);
 static int parse_primary(lexer *lx, sx_buf *o)
 {
     int e;
-    if (++lx->depth > REQ_MAX_DEPTH)
+    if (++lx->depth > REQ_MAX_PARENS)
         return sx_err(SYSEXT_ELIMIT, "requirement text: nested deeper than %d at column %zu",
-                      REQ_MAX_DEPTH, lx->start + 1);
+                      REQ_MAX_PARENS, lx->start + 1);
     if (is_punct(lx, "(")) {
         if ((e = lex_next(lx)) < 0 || (e = parse_expr(lx, o)) < 0)
             goto out;
@@ -933,6 +983,14 @@ int sx_req_compile(const char *text, sx_buf *out)
         e = sx_err(SYSEXT_ELIMIT, "requirement: too large");
     if (e >= 0) {
         sx_buf_set_u32be(&o, 4, (uint32_t)o.len);
+        /* A long and/or chain nests one level per clause: refuse what readers would refuse. */
+        sx_buf scratch = SX_BUF_INIT;
+        if (sx_req_to_text(o.data, o.len, &scratch) < 0)
+            e = sx_err(SYSEXT_ELIMIT, "requirement text: more than %d nested clauses",
+                       REQ_MAX_DEPTH);
+        sx_buf_free(&scratch);
+    }
+    if (e >= 0) {
         e = sx_buf_append(out, o.data, o.len);
     }
     sx_buf_free(&o);
@@ -955,8 +1013,8 @@ int sx_reqset_build_entries(const uint32_t *types, const uint8_t *const *reqs, c
         int e = req_open(reqs[i], lens[i], &r);
         if (e < 0)
             return e;
-        refs[i] = (sx_blob_ref){.type = types[i], .magic = SX_CSMAGIC_REQUIREMENT,
-                                .data = reqs[i], .len = r.len + 12};
+        refs[i] = (sx_blob_ref){
+            .type = types[i], .magic = SX_CSMAGIC_REQUIREMENT, .data = reqs[i], .len = r.len + 12};
     }
     return sx_superblob_build_magic(SX_CSMAGIC_REQUIREMENTS, refs, n, out);
 }
@@ -987,8 +1045,10 @@ int sx_reqset_find(const uint8_t *set, size_t len, uint32_t type, const uint8_t 
         return sx_err(SYSEXT_ENOTFOUND, "requirement set: no requirement of type %u", type);
     }
     if (b->magic != SX_CSMAGIC_REQUIREMENT) {
-        e = sx_err(SYSEXT_EFORMAT, "requirement set: entry of type %u has magic 0x%08x, expected "
-                   "0x%08x", type, b->magic, SX_CSMAGIC_REQUIREMENT);
+        e = sx_err(SYSEXT_EFORMAT,
+                   "requirement set: entry of type %u has magic 0x%08x, expected "
+                   "0x%08x",
+                   type, b->magic, SX_CSMAGIC_REQUIREMENT);
     } else {
         *req = b->data;
         *req_len = b->len;
@@ -999,8 +1059,8 @@ int sx_reqset_find(const uint8_t *set, size_t len, uint32_t type, const uint8_t 
 
 int sx_reqset_to_text(const uint8_t *set, size_t len, sx_buf *out)
 {
-    static const char *const names[] = {"invalid", "host", "guest", "designated", "library",
-                                        "plugin"};
+    static const char *const names[] = {"invalid",    "host",    "guest",
+                                        "designated", "library", "plugin"};
     SX_ASSERT_ARG(out);
     sx_superblob sb;
     int e = sx_superblob_parse(set, len, "requirement set", &sb);
@@ -1070,7 +1130,7 @@ int sx_req_designated_text(const char *identifier, sx_signer_kind kind, X509 *le
             e = subject_text(leaf, NID_organizationalUnitName, &ou);
             if (e == SYSEXT_ENOTFOUND)
                 e = sx_err(SYSEXT_EINVALID, "designated requirement: the leaf has no subject OU "
-                           "(team ID)");
+                                            "(team ID)");
             if (e < 0)
                 goto done;
             team = ou;
@@ -1089,8 +1149,8 @@ int sx_req_designated_text(const char *identifier, sx_signer_kind kind, X509 *le
             e = sx_err(SYSEXT_EINVALID, "designated requirement: the leaf has no subject CN");
         if (e < 0)
             goto done;
-        if ((e = sx_buf_puts(out, " and anchor apple generic and certificate leaf[subject.CN] = ")) <
-                0 ||
+        if ((e = sx_buf_puts(
+                 out, " and anchor apple generic and certificate leaf[subject.CN] = ")) < 0 ||
             (e = print_data(out, (const uint8_t *)cn, strlen(cn), false)) < 0)
             goto done;
         e = sx_buf_puts(out, " and certificate 1[field.1.2.840.113635.100.6.2.1] /* exists */");
@@ -1123,7 +1183,7 @@ static int subject_o(X509 *c, char **out)
     return e == SYSEXT_ENOTFOUND ? 0 : e;
 }
 
-int sx_req_designated_text_chain(const char *identifier, STACK_OF(X509) *chain, sx_buf *out)
+int sx_req_designated_text_chain(const char *identifier, STACK_OF(X509) * chain, sx_buf *out)
 {
     SX_ASSERT_ARG(identifier);
     SX_ASSERT_ARG(chain);
@@ -1171,9 +1231,9 @@ int sx_req_designated_text_chain(const char *identifier, STACK_OF(X509) *chain, 
 
 typedef struct evaluator {
     const sx_req_context *ctx;
-    int failed;           /* a failing clause has been recorded */
-    size_t fail_at;       /* its offset in the expression window */
-    sx_reader whole;      /* the expression window, for printing the failing clause */
+    int failed;      /* a failing clause has been recorded */
+    size_t fail_at;  /* its offset in the expression window */
+    sx_reader whole; /* the expression window, for printing the failing clause */
 } evaluator;
 
 static X509 *chain_cert(const sx_req_context *ctx, int32_t slot)
@@ -1277,14 +1337,20 @@ static int field_nid(const uint8_t *f, size_t n)
         const char *name;
         int nid;
     } map[] = {
-        {"subject.C", NID_countryName},        {"subject.CN", NID_commonName},
-        {"subject.D", NID_description},        {"subject.L", NID_localityName},
-        {"subject.O", NID_organizationName},   {"subject.C-O", NID_organizationName},
+        {"subject.C", NID_countryName},
+        {"subject.CN", NID_commonName},
+        {"subject.D", NID_description},
+        {"subject.L", NID_localityName},
+        {"subject.O", NID_organizationName},
+        {"subject.C-O", NID_organizationName},
         {"subject.OU", NID_organizationalUnitName},
         {"subject.C-OU", NID_organizationalUnitName},
-        {"subject.ST", NID_stateOrProvinceName}, {"subject.C-ST", NID_stateOrProvinceName},
-        {"subject.STREET", NID_streetAddress}, {"subject.C-STREET", NID_streetAddress},
-        {"subject.UID", NID_userId},           {"email", NID_pkcs9_emailAddress},
+        {"subject.ST", NID_stateOrProvinceName},
+        {"subject.C-ST", NID_stateOrProvinceName},
+        {"subject.STREET", NID_streetAddress},
+        {"subject.C-STREET", NID_streetAddress},
+        {"subject.UID", NID_userId},
+        {"email", NID_pkcs9_emailAddress},
     };
     for (size_t i = 0; i < SX_ARRAY_SIZE(map); i++)
         if (strlen(map[i].name) == n && memcmp(map[i].name, f, n) == 0)
@@ -1369,7 +1435,8 @@ static int eval_leaf(evaluator *ev, sx_reader *r, uint32_t op, size_t at, bool *
     case OP_IDENT:
         if ((e = rd_data(r, &d, &n)) < 0)
             return e;
-        *res = ctx->identifier && strlen(ctx->identifier) == n && memcmp(ctx->identifier, d, n) == 0;
+        *res =
+            ctx->identifier && strlen(ctx->identifier) == n && memcmp(ctx->identifier, d, n) == 0;
         return 0;
     case OP_APPLE_ANCHOR:
         *res = apple_code_signing_chain(ctx);
@@ -1454,7 +1521,8 @@ static int eval_leaf(evaluator *ev, sx_reader *r, uint32_t op, size_t at, bool *
         else if (m == M_ABSENT)
             *res = c && !present;
         else if (c && op == OP_CERT_GENERIC && present && m <= M_GE) {
-            ASN1_OCTET_STRING *val = X509_EXTENSION_get_data(X509_get_ext(c, cert_ext_index(c, d, n)));
+            ASN1_OCTET_STRING *val =
+                X509_EXTENSION_get_data(X509_get_ext(c, cert_ext_index(c, d, n)));
             *res = match_string(m, (const char *)ASN1_STRING_get0_data(val),
                                 (size_t)ASN1_STRING_length(val), d2, n2);
         } else
@@ -1541,8 +1609,10 @@ int sx_req_evaluate(const uint8_t *blob, size_t len, const sx_req_context *ctx)
     if ((e = eval_expr(&ev, &r, 0, &ok)) < 0)
         return e;
     if (sx_reader_left(&r) != 0)
-        return sx_err(SYSEXT_EFORMAT, "requirement: %zu trailing bytes after the expression at "
-                      "offset %zu", sx_reader_left(&r), sx_reader_offset(&r));
+        return sx_err(SYSEXT_EFORMAT,
+                      "requirement: %zu trailing bytes after the expression at "
+                      "offset %zu",
+                      sx_reader_left(&r), sx_reader_offset(&r));
     if (ok)
         return 0;
     sx_buf clause = SX_BUF_INIT;

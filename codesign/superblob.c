@@ -29,8 +29,10 @@ int sx_superblob_parse(const uint8_t *data, size_t len, const char *what, sx_sup
         return sx_err(SYSEXT_EFORMAT, "%s: magic 0x%08x at offset 0 is not a SuperBlob", what,
                       magic);
     if (length > len)
-        return sx_err(SYSEXT_EFORMAT, "%s: SuperBlob length %u at offset 4 exceeds the %zu bytes "
-                      "available", what, length, len);
+        return sx_err(SYSEXT_EFORMAT,
+                      "%s: SuperBlob length %u at offset 4 exceeds the %zu bytes "
+                      "available",
+                      what, length, len);
     if (length < 12)
         return sx_err(SYSEXT_EFORMAT, "%s: SuperBlob length %u at offset 4 is below 12", what,
                       length);
@@ -66,8 +68,8 @@ int sx_superblob_parse(const uint8_t *data, size_t len, const char *what, sx_sup
                        what, i, type, off, sub_len, length);
             goto fail;
         }
-        blobs[i] = (sx_blob_ref){.type = type, .magic = sub_magic, .data = data + off,
-                                 .len = sub_len};
+        blobs[i] =
+            (sx_blob_ref){.type = type, .magic = sub_magic, .data = data + off, .len = sub_len};
     }
     if (count > 1) {
         sx_blob_ref *sorted = malloc(count * sizeof(*sorted));
@@ -90,6 +92,8 @@ int sx_superblob_parse(const uint8_t *data, size_t len, const char *what, sx_sup
     out->magic = magic;
     out->count = count;
     out->blobs = blobs;
+    out->base = data;
+    out->len = length;
     return 0;
 fail:
     free(blobs);
@@ -103,6 +107,33 @@ void sx_superblob_free(sx_superblob *sb)
     free(sb->blobs);
     sb->blobs = NULL;
     sb->count = 0;
+}
+
+int sx_superblob_check_strict(const sx_superblob *sb, const char *what)
+{
+    SX_ASSERT_ARG(sb);
+    if (!what)
+        what = "SuperBlob";
+    size_t expect = 12 + sb->count * 8;
+    for (size_t i = 0; i < sb->count; i++) {
+        const sx_blob_ref *b = &sb->blobs[i];
+        size_t off = (size_t)(b->data - sb->base);
+        if (i > 0 && b->type <= sb->blobs[i - 1].type)
+            return sx_err(SYSEXT_EFORMAT,
+                          "%s: index entry %zu (type 0x%x) is not in ascending "
+                          "type order",
+                          what, i, b->type);
+        if (off != expect)
+            return sx_err(SYSEXT_EFORMAT,
+                          "%s: blob of type 0x%x starts at offset %zu, expected "
+                          "%zu (blobs must be packed in index order)",
+                          what, b->type, off, expect);
+        expect = off + b->len;
+    }
+    if (expect != sb->len)
+        return sx_err(SYSEXT_EFORMAT, "%s: blobs end at offset %zu but the SuperBlob length is %zu",
+                      what, expect, sb->len);
+    return 0;
 }
 
 const sx_blob_ref *sx_superblob_find(const sx_superblob *sb, uint32_t type)
@@ -174,6 +205,52 @@ int sx_superblob_build(const sx_blob_ref *blobs, size_t n, sx_buf *out)
     return sx_superblob_build_magic(SX_CSMAGIC_EMBEDDED_SIGNATURE, blobs, n, out);
 }
 
+int sx_superblob_cds(const sx_superblob *sb, const char *what, sx_cd *cds, size_t *n, size_t *best)
+{
+    SX_ASSERT_ARG(sb);
+    SX_ASSERT_ARG(cds);
+    SX_ASSERT_ARG(n);
+    SX_ASSERT_ARG(best);
+    if (!what)
+        what = "signature";
+    const sx_blob_ref *primary = sx_superblob_find(sb, SX_CSSLOT_CODEDIRECTORY);
+    if (!primary)
+        return sx_err(SYSEXT_ENOTFOUND,
+                      "%s: no CodeDirectory in slot 0: code object is not "
+                      "signed at all",
+                      what);
+    size_t count = 0, pick = 0;
+    for (uint32_t slot = 0; slot <= 5; slot++) {
+        uint32_t type = slot == 0 ? SX_CSSLOT_CODEDIRECTORY : SX_CSSLOT_ALTERNATE_CD + slot - 1;
+        const sx_blob_ref *b = sx_superblob_find(sb, type);
+        if (!b)
+            continue;
+        char name[64];
+        snprintf(name, sizeof(name), "%s: CodeDirectory slot 0x%x", what, type);
+        if (b->magic != SX_CSMAGIC_CODEDIRECTORY)
+            return sx_err(SYSEXT_EFORMAT, "%s: magic 0x%08x is not a CodeDirectory", name,
+                          b->magic);
+        sx_cd cd;
+        int e = sx_cd_parse(b->data, b->len, name, &cd);
+        if (e == SYSEXT_EUNSUPPORTED && sx_hash_size(b->len > 0x25 ? b->data[0x25] : 0) == 0)
+            continue; /* an unknown digest: fine as long as another CD is usable */
+        if (e < 0)
+            return e;
+        for (size_t i = 0; i < count; i++)
+            if (cds[i].hash_type == cd.hash_type)
+                return sx_err(SYSEXT_EFORMAT, "%s: a second CodeDirectory with hash type %s", name,
+                              sx_hash_name(cd.hash_type));
+        if (count == 0 || sx_hash_type_rank(cd.hash_type) > sx_hash_type_rank(cds[pick].hash_type))
+            pick = count;
+        cds[count++] = cd;
+    }
+    if (count == 0)
+        return sx_err(SYSEXT_EUNSUPPORTED, "%s: no CodeDirectory uses a supported hash type", what);
+    *n = count;
+    *best = pick;
+    return 0;
+}
+
 /* ---- Mach-O ---- */
 
 #define MH_MAGIC 0xfeedfaceu
@@ -199,7 +276,8 @@ int sx_macho_is_macho(const uint8_t *data, size_t len)
         uint32_t n = be32(data + 4);
         return n >= 1 && n <= FAT_MAX_ARCHS;
     }
-    uint32_t le = (uint32_t)data[3] << 24 | (uint32_t)data[2] << 16 | (uint32_t)data[1] << 8 | data[0];
+    uint32_t le =
+        (uint32_t)data[3] << 24 | (uint32_t)data[2] << 16 | (uint32_t)data[1] << 8 | data[0];
     return m == MH_MAGIC || m == MH_MAGIC_64 || le == MH_MAGIC || le == MH_MAGIC_64;
 }
 

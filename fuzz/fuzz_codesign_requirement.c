@@ -24,8 +24,11 @@ static void init_context(sx_req_context *ctx)
         plist_array_append_item(a, plist_new_string("group.x"));
         plist_dict_set_item(ents, "groups", a);
     }
-    *ctx = (sx_req_context){.identifier = "com.example.app", .cdhashes = hashes,
-                            .n_cdhashes = 1, .info_plist = info, .entitlements = ents};
+    *ctx = (sx_req_context){.identifier = "com.example.app",
+                            .cdhashes = hashes,
+                            .n_cdhashes = 1,
+                            .info_plist = info,
+                            .entitlements = ents};
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -53,6 +53,11 @@ static void touch_superblob(const uint8_t *p, size_t n, unsigned depth)
             }
         }
     }
+    sx_superblob_check_strict(&sb, "fuzz");
+    sx_cd cds[SX_MAX_CDS];
+    size_t ncd, best;
+    if (sx_superblob_cds(&sb, "fuzz", cds, &ncd, &best) == 0 && (ncd == 0 || best >= ncd))
+        __builtin_trap();
     sx_buf re = SX_BUF_INIT;
     sx_superblob_build(sb.blobs, sb.count, &re);
     sx_buf_free(&re);

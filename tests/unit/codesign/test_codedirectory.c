@@ -239,8 +239,12 @@ Test(codesign_codedirectory, wzc_framework)
 Test(codesign_codedirectory, version_choice)
 {
     uint8_t h[32] = {1};
-    sx_cd_params p = {.identifier = "a.b", .hash_type = SX_HASH_SHA256, .page_size_log2 = 12,
-                      .code_limit = 4097, .code_hashes = (const uint8_t[64]){0}, .n_code_slots = 2};
+    sx_cd_params p = {.identifier = "a.b",
+                      .hash_type = SX_HASH_SHA256,
+                      .page_size_log2 = 12,
+                      .code_limit = 4097,
+                      .code_hashes = (const uint8_t[64]){0},
+                      .n_code_slots = 2};
     struct {
         const char *team;
         uint64_t seg_limit;
@@ -289,8 +293,11 @@ Test(codesign_codedirectory, version_choice)
 static sx_buf good_cd(void)
 {
     uint8_t code[20] = {0}, s2[20] = {2};
-    sx_cd_params p = {.identifier = "com.example.app", .team_id = "ABCDE12345",
-                      .hash_type = SX_HASH_SHA1, .code_limit = 10, .code_hashes = code,
+    sx_cd_params p = {.identifier = "com.example.app",
+                      .team_id = "ABCDE12345",
+                      .hash_type = SX_HASH_SHA1,
+                      .code_limit = 10,
+                      .code_hashes = code,
                       .n_code_slots = 1};
     p.special[2] = s2;
     sx_buf b = SX_BUF_INIT;
@@ -377,7 +384,8 @@ Test(codesign_codedirectory, rejects_page_count_mismatch)
 {
     sx_buf b = good_cd();
     put32(&b, 0x20, 0); /* codeLimit 0 but one code slot */
-    expect_bad(&b, b.len, SYSEXT_EFORMAT, "has 1 code slots but codeLimit 0 with page size 2^0 "
+    expect_bad(&b, b.len, SYSEXT_EFORMAT,
+               "has 1 code slots but codeLimit 0 with page size 2^0 "
                "needs 0");
     put32(&b, 0x20, 5000);
     b.data[0x27] = 12;

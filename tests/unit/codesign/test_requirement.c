@@ -53,7 +53,7 @@ static uint8_t *load(const char *rel, size_t *len)
 }
 
 /* The certificates of a CMS blob, ordered leaf first, anchor last. */
-static STACK_OF(X509) *chain_of(const uint8_t *der, size_t len)
+static STACK_OF(X509) * chain_of(const uint8_t *der, size_t len)
 {
     const unsigned char *p = der;
     CMS_ContentInfo *cms = d2i_CMS_ContentInfo(NULL, &p, (long)len);
@@ -88,7 +88,7 @@ static STACK_OF(X509) *chain_of(const uint8_t *der, size_t len)
     return chain;
 }
 
-static STACK_OF(X509) *chain_of_sample(const sample *s)
+static STACK_OF(X509) * chain_of_sample(const sample *s)
 {
     const sx_blob_ref *w = sx_superblob_find(&s->sb, SX_CSSLOT_SIGNATURE);
     cr_assert_not_null(w);
@@ -124,16 +124,16 @@ static void assert_text_and_bytes(const uint8_t *blob, size_t n, const char *tex
 }
 
 #define LIBEXPAT_DR                                                                                \
-    "identifier \"libexpat.1\" and anchor apple generic and certificate "                         \
-    "1[field.1.2.840.113635.100.6.2.6] /* exists */ and certificate "                             \
-    "leaf[field.1.2.840.113635.100.6.1.13] /* exists */ and certificate leaf[subject.OU] = "      \
+    "identifier \"libexpat.1\" and anchor apple generic and certificate "                          \
+    "1[field.1.2.840.113635.100.6.2.6] /* exists */ and certificate "                              \
+    "leaf[field.1.2.840.113635.100.6.1.13] /* exists */ and certificate leaf[subject.OU] = "       \
     "EG7KH642X6"
 #define TESTMACOS_DR                                                                               \
-    "identifier \"com.supermorte.TestMacos\" and anchor apple generic and certificate "           \
-    "leaf[subject.CN] = \"Apple Development: Francesco Tamagni (EKF6CY57W8)\" and certificate "   \
+    "identifier \"com.supermorte.TestMacos\" and anchor apple generic and certificate "            \
+    "leaf[subject.CN] = \"Apple Development: Francesco Tamagni (EKF6CY57W8)\" and certificate "    \
     "1[field.1.2.840.113635.100.6.2.1] /* exists */"
 #define SSTEST_DR                                                                                  \
-    "identifier \"com.example.myapp\" and certificate leaf = "                                    \
+    "identifier \"com.example.myapp\" and certificate leaf = "                                     \
     "H\"b16a4f0b85342e3769478bfb9e48a590790de8f0\""
 #define BASH_HOST "identifier \"com.apple.bash\" and anchor apple"
 
@@ -230,7 +230,7 @@ Test(codesign_requirement, set_build)
     close_sample(&s);
 }
 
-static X509 *leaf_of(STACK_OF(X509) *chain)
+static X509 *leaf_of(STACK_OF(X509) * chain)
 {
     return sk_X509_value(chain, 0);
 }
@@ -297,8 +297,8 @@ Test(codesign_requirement, designated_text_generation)
     chain = chain_of_sample(&s);
     b.len = 0;
     cr_assert_eq(sx_req_designated_text_chain("libexpat.1", chain, &b), 0);
-    cr_assert(strncmp((const char *)b.data,
-                      "identifier \"libexpat.1\" and certificate leaf = H\"", 49) == 0,
+    cr_assert(strncmp((const char *)b.data, "identifier \"libexpat.1\" and certificate leaf = H\"",
+                      49) == 0,
               "%s", (const char *)b.data);
     sk_X509_pop_free(chain, X509_free);
     close_sample(&s);
@@ -319,8 +319,8 @@ Test(codesign_requirement, evaluate_developer_id_and_development)
     const uint8_t *dr;
     size_t n;
     designated(&ex, &dr, &n);
-    sx_req_context ctx = {.identifier = "libexpat.1", .chain = ex_chain, .anchor_is_apple = 1,
-                          .anchor_trusted = 1};
+    sx_req_context ctx = {
+        .identifier = "libexpat.1", .chain = ex_chain, .anchor_is_apple = 1, .anchor_trusted = 1};
     cr_assert_eq(sx_req_evaluate(dr, n, &ctx), 0, "%s", sx_errmsg());
 
     ctx.anchor_is_apple = 0;
@@ -340,8 +340,8 @@ Test(codesign_requirement, evaluate_developer_id_and_development)
     cr_assert_eq(sx_req_evaluate(dr, n, &ctx), SYSEXT_EINVALID);
 
     designated(&tm, &dr, &n);
-    sx_req_context tctx = {.identifier = "com.supermorte.TestMacos", .chain = tm_chain,
-                           .anchor_is_apple = 1};
+    sx_req_context tctx = {
+        .identifier = "com.supermorte.TestMacos", .chain = tm_chain, .anchor_is_apple = 1};
     cr_assert_eq(sx_req_evaluate(dr, n, &tctx), 0, "%s", sx_errmsg());
     tctx.chain = ex_chain;
     cr_assert_eq(sx_req_evaluate(dr, n, &tctx), SYSEXT_EINVALID);
@@ -419,23 +419,28 @@ Test(codesign_requirement, evaluate_cdhash_plists_and_logic)
     plist_t groups = plist_new_array();
     plist_array_append_item(groups, plist_new_string("TEAM.group.one"));
     plist_dict_set_item(ent, "com.apple.security.application-groups", groups);
-    sx_req_context ctx = {.identifier = "com.example.myapp", .cdhashes = hashes, .n_cdhashes = 2,
-                          .info_plist = info, .entitlements = ent};
+    sx_req_context ctx = {.identifier = "com.example.myapp",
+                          .cdhashes = hashes,
+                          .n_cdhashes = 2,
+                          .info_plist = info,
+                          .entitlements = ent};
 
     cr_assert_eq(eval_text("cdhash H\"6762a807174618b7eccfc1a2f55245df55e1a496\"", &ctx), 0);
     cr_assert_eq(eval_text("cdhash H\"6762a807174618b7eccfc1a2f55245df55e1a497\"", &ctx),
                  SYSEXT_EINVALID);
     cr_assert_eq(eval_text("info[CFBundleIdentifier] = com.example.myapp", &ctx), 0);
-    cr_assert_eq(eval_text("info[CFBundleExecutable] = MyApp and info[NoSuchKey] absent", &ctx),
-                 0, "%s", sx_errmsg());
+    cr_assert_eq(eval_text("info[CFBundleExecutable] = MyApp and info[NoSuchKey] absent", &ctx), 0,
+                 "%s", sx_errmsg());
     cr_assert_eq(eval_text("entitlement[\"com.apple.security.app-sandbox\"] = true", &ctx), 0);
     cr_assert_eq(eval_text("entitlement[com.apple.security.application-groups] = "
-                           "TEAM.group.one", &ctx),
+                           "TEAM.group.one",
+                           &ctx),
                  0, "arrays match any element");
     cr_assert_eq(eval_text("entitlement[com.apple.security.get-task-allow] exists", &ctx),
                  SYSEXT_EINVALID);
-    cr_assert_str_eq(sx_errmsg(), "requirement not satisfied: "
-                                  "entitlement[\"com.apple.security.get-task-allow\"] /* exists */");
+    cr_assert_str_eq(sx_errmsg(),
+                     "requirement not satisfied: "
+                     "entitlement[\"com.apple.security.get-task-allow\"] /* exists */");
     /* the failing clause is the one that decided, not an earlier false branch of an `or` */
     cr_assert_eq(eval_text("(never or identifier com.example.myapp) and identifier other", &ctx),
                  SYSEXT_EINVALID);
@@ -461,7 +466,8 @@ Test(codesign_requirement, text_round_trip_and_printing_rules)
         "certificate 2[policy.1.2.3] /* exists */ and certificate root = "
         "H\"0000000000000000000000000000000000000000\" and certificate leaf trusted",
         "anchor apple Foo and anchor trusted and platform = 2 and notarized and legacy",
-        "identifier \"and\" and identifier Enginio and identifier \"9lives\"",
+        "identifier \"and\" and identifier Enginio and identifier \"9lives\" and identifier "
+        "\"tab\there\"",
         "certificate leaf[timestamp.1.2.840.113635.100.6.1.33] absent ",
     };
     for (size_t i = 0; i < SX_ARRAY_SIZE(texts); i++) {
@@ -477,7 +483,7 @@ Test(codesign_requirement, text_round_trip_and_printing_rules)
         sx_buf_free(&b2);
     }
     /* non-printable data prints as hex */
-    static const uint8_t bin[] = {0xfa, 0xde, 0x0c, 0x00, 0, 0, 0, 24, 0, 0, 0, 1,
+    static const uint8_t bin[] = {0xfa, 0xde, 0x0c, 0x00, 0, 0, 0, 24, 0,    0,    0, 1,
                                   0,    0,    0,    2,    0, 0, 0, 2,  0x01, 0xff, 0, 0};
     sx_buf t = SX_BUF_INIT;
     cr_assert_eq(sx_req_to_text(bin, sizeof(bin), &t), 0);
@@ -507,7 +513,8 @@ Test(codesign_requirement, compile_errors)
                          "requirement text: expected a requirement clause at the end");
     expect_compile_error("identifier a b", SYSEXT_EFORMAT,
                          "requirement text: expected 'and', 'or' or the end at column 14");
-    expect_compile_error("(identifier a", SYSEXT_EFORMAT, "requirement text: expected ')' at the end");
+    expect_compile_error("(identifier a", SYSEXT_EFORMAT,
+                         "requirement text: expected ')' at the end");
     expect_compile_error("identifier \"abc", SYSEXT_EFORMAT,
                          "requirement text: unterminated string at column 12");
     expect_compile_error("cdhash H\"abc\"", SYSEXT_EFORMAT,
@@ -523,7 +530,26 @@ Test(codesign_requirement, compile_errors)
     char deep[300];
     memset(deep, '(', 100);
     memcpy(deep + 100, "always", 7);
-    expect_compile_error(deep, SYSEXT_ELIMIT, "requirement text: nested deeper than 64 at column 65");
+    expect_compile_error(deep, SYSEXT_ELIMIT,
+                         "requirement text: nested deeper than 64 at column 65");
+    /* 300 clauses in one `and` chain nest 299 deep in the blob: refused at compile time,
+     * since no reader would accept the result (found by fuzz_codesign_requirement) */
+    sx_buf chain = SX_BUF_INIT;
+    sx_buf_puts(&chain, "always");
+    for (int i = 0; i < 299; i++)
+        sx_buf_puts(&chain, " and always");
+    expect_compile_error((const char *)chain.data, SYSEXT_ELIMIT,
+                         "requirement text: more than 256 nested clauses");
+    chain.len = 0;
+    sx_buf_puts(&chain, "always");
+    for (int i = 0; i < 200; i++)
+        sx_buf_puts(&chain, " or always");
+    sx_buf b = SX_BUF_INIT;
+    cr_assert_eq(sx_req_compile((const char *)chain.data, &b), 0, "200 clauses are fine");
+    sx_req_context ctx = {0};
+    cr_assert_eq(sx_req_evaluate(b.data, b.len, &ctx), 0);
+    sx_buf_free(&b);
+    sx_buf_free(&chain);
 }
 
 static void expect_bad_blob(const uint8_t *blob, size_t n, int code, const char *needle)
@@ -547,7 +573,8 @@ Test(codesign_requirement, malformed_blobs)
     expect_bad_blob(b.data, b.len - 1, SYSEXT_EFORMAT, "length 32 at offset 4 does not fit the 31");
     /* 12 and, 16 ident, 20 length 3, 24 "abc\0", 28 always */
     sx_buf_set_u32be(&b, 20, 9); /* identifier data length lies */
-    expect_bad_blob(b.data, b.len, SYSEXT_EFORMAT, "data of 9 bytes at offset 20 runs past the end");
+    expect_bad_blob(b.data, b.len, SYSEXT_EFORMAT,
+                    "data of 9 bytes at offset 20 runs past the end");
     sx_buf_set_u32be(&b, 20, 3);
     sx_buf_set_u32be(&b, 28, 99); /* unknown opcode */
     expect_bad_blob(b.data, b.len, SYSEXT_EFORMAT, "unknown opcode 99 at offset 28");
@@ -559,16 +586,16 @@ Test(codesign_requirement, malformed_blobs)
     expect_bad_blob(b.data, b.len, SYSEXT_EFORMAT, "magic 0xfade0c01 at offset 0");
     sx_buf_free(&b);
 
-    /* 100 nested `not`s: refused before the stack grows */
+    /* 300 nested `not`s: refused before the stack grows */
     sx_buf d = SX_BUF_INIT;
     sx_buf_put_u32be(&d, SX_CSMAGIC_REQUIREMENT);
     sx_buf_put_u32be(&d, 0);
     sx_buf_put_u32be(&d, 1);
-    for (int i = 0; i < 100; i++)
+    for (int i = 0; i < 300; i++)
         sx_buf_put_u32be(&d, 9);
     sx_buf_put_u32be(&d, 1);
     sx_buf_set_u32be(&d, 4, (uint32_t)d.len);
-    expect_bad_blob(d.data, d.len, SYSEXT_EFORMAT, "nested deeper than 64");
+    expect_bad_blob(d.data, d.len, SYSEXT_EFORMAT, "nested deeper than 256");
     /* trailing garbage after a complete expression */
     d.len = 0;
     sx_buf_put_u32be(&d, SX_CSMAGIC_REQUIREMENT);
@@ -576,13 +603,15 @@ Test(codesign_requirement, malformed_blobs)
     sx_buf_put_u32be(&d, 1);
     sx_buf_put_u32be(&d, 1);
     sx_buf_put_u32be(&d, 1);
-    expect_bad_blob(d.data, d.len, SYSEXT_EFORMAT, "4 trailing bytes after the expression at "
+    expect_bad_blob(d.data, d.len, SYSEXT_EFORMAT,
+                    "4 trailing bytes after the expression at "
                     "offset 16");
     sx_buf_free(&d);
 
     /* a set whose entry is not a requirement */
-    static const uint8_t set[] = {0xfa, 0xde, 0x0c, 0x01, 0, 0, 0, 28, 0, 0, 0, 1, 0, 0,
-                                  0,    3,    0,    0,    0, 20, 0xfa, 0xde, 0x0c, 0x02, 0, 0, 0, 8};
+    static const uint8_t set[] = {0xfa, 0xde, 0x0c, 0x01, 0, 0, 0, 28, 0, 0,
+                                  0,    1,    0,    0,    0, 3, 0, 0,  0, 20,
+                                  0xfa, 0xde, 0x0c, 0x02, 0, 0, 0, 8};
     const uint8_t *r;
     size_t rn;
     cr_assert_eq(sx_reqset_find(set, sizeof(set), 3, &r, &rn), SYSEXT_EFORMAT);

@@ -34,8 +34,8 @@ typedef struct signed_slice {
     sx_macho_slice s;
     const uint8_t *slice; /* slice bytes */
     sx_superblob sb;
-    sx_cd cd;             /* slot 0 */
-    sx_cd alt;            /* slot 0x1000 when present */
+    sx_cd cd;  /* slot 0 */
+    sx_cd alt; /* slot 0x1000 when present */
     bool has_alt;
 } signed_slice;
 
@@ -84,6 +84,7 @@ static void open_slice(const file *f, const sx_macho_slice *s, signed_slice *out
         assert_rebuilds(&out->alt);
         out->has_alt = true;
     }
+    cr_assert_eq(sx_superblob_check_strict(&out->sb, "sig"), 0, "%s", sx_errmsg());
     /* Re-packing the parsed sub-blobs gives Apple's SuperBlob back byte for byte. */
     sx_buf re = SX_BUF_INIT;
     cr_assert_eq(sx_superblob_build(out->sb.blobs, out->sb.count, &re), 0);
@@ -387,7 +388,8 @@ Test(codesign_superblob, thin_big_endian_and_fat64)
     s = NULL;
     cr_assert_eq(sx_macho_slices(thin, sizeof(thin), "ppc", &s, &n), SYSEXT_EFORMAT);
     cr_assert(strstr(sx_errmsg(), "LC_CODE_SIGNATURE at offset 84: signature 512+65 lies outside "
-                                  "the 576-byte slice"), "%s", sx_errmsg());
+                                  "the 576-byte slice"),
+              "%s", sx_errmsg());
     cr_assert_null(s);
     /* slice past the file end */
     be(fat + 28, sizeof(thin) + 1);
@@ -452,6 +454,29 @@ Test(codesign_superblob, malformed)
     cr_assert_null(sx_superblob_find(&sb, 5));
     sx_superblob_free(&sb);
 
+    cr_assert_eq(sx_superblob_parse(b.data, b.len, "sig", &sb), 0);
+    cr_assert_eq(sx_superblob_check_strict(&sb, "sig"), 0);
+    sx_superblob_free(&sb);
+    /* swap the two index entries: still valid, but not codesign's layout */
+    sx_buf sw = SX_BUF_INIT;
+    sx_buf_append(&sw, b.data, b.len);
+    memcpy(sw.data + 12, b.data + 20, 8);
+    memcpy(sw.data + 20, b.data + 12, 8);
+    cr_assert_eq(sx_superblob_parse(sw.data, sw.len, "sig", &sb), 0);
+    cr_assert_eq(sx_superblob_check_strict(&sb, "sig"), SYSEXT_EFORMAT);
+    cr_assert_str_eq(sx_errmsg(), "sig: blob of type 0x2 starts at offset 40, expected 28 (blobs "
+                                  "must be packed in index order)");
+    sx_superblob_free(&sb);
+    /* a gap: the length field claims 4 more bytes than the blobs use */
+    sx_buf_put_u32be(&sw, 0);
+    memcpy(sw.data, b.data, b.len);
+    sx_buf_set_u32be(&sw, 4, (uint32_t)sw.len);
+    cr_assert_eq(sx_superblob_parse(sw.data, sw.len, "sig", &sb), 0);
+    cr_assert_eq(sx_superblob_check_strict(&sb, "sig"), SYSEXT_EFORMAT);
+    cr_assert_str_eq(sx_errmsg(), "sig: blobs end at offset 52 but the SuperBlob length is 56");
+    sx_superblob_free(&sb);
+    sx_buf_free(&sw);
+
     expect_bad(&b, 10, "sig: truncated at offset 8");
     expect_bad(&b, b.len - 1, "length 52 at offset 4 exceeds the 51 bytes");
     sx_buf_set_u32be(&b, 8, 0x20000000); /* huge count */
@@ -474,4 +499,66 @@ Test(codesign_superblob, malformed)
     sx_buf o = SX_BUF_INIT;
     cr_assert_eq(sx_superblob_build(dup, 2, &o), SYSEXT_EINVAL);
     cr_assert_eq(o.len, 0);
+}
+
+Test(codesign_superblob, collects_cds_and_picks_best)
+{
+    file f = load("macho/libexpat.1.dylib");
+    size_t n;
+    sx_macho_slice *s = slices_of(&f, &n);
+    sx_superblob sb;
+    cr_assert_eq(
+        sx_superblob_parse(f.data + s[0].offset + s[0].sig_offset, s[0].sig_size, "sig", &sb), 0);
+    sx_cd cds[SX_MAX_CDS];
+    size_t count, best;
+    cr_assert_eq(sx_superblob_cds(&sb, "i386", cds, &count, &best), 0, "%s", sx_errmsg());
+    cr_assert_eq(count, 2);
+    cr_assert_eq(cds[0].hash_type, SX_HASH_SHA1);
+    cr_assert_eq(best, 1, "SHA-256 is preferred");
+    uint8_t h[SX_CDHASH_LEN];
+    sx_cd_cdhash(&cds[best], h);
+    assert_hex(h, 20, "f6551ef3dcd5ac5f8272054b30a43d42d877c66d");
+
+    /* the same CD twice (slots 0 and 0x1001): duplicate hash type */
+    const sx_blob_ref *cd0 = sx_superblob_find(&sb, 0);
+    sx_blob_ref two[] = {*cd0, *cd0};
+    two[1].type = 0x1001;
+    sx_buf b = SX_BUF_INIT;
+    sx_superblob sb2;
+    cr_assert_eq(sx_superblob_build(two, 2, &b), 0);
+    cr_assert_eq(sx_superblob_parse(b.data, b.len, "dup", &sb2), 0);
+    cr_assert_eq(sx_superblob_cds(&sb2, "dup", cds, &count, &best), SYSEXT_EFORMAT);
+    cr_assert_str_eq(sx_errmsg(), "dup: CodeDirectory slot 0x1001: a second CodeDirectory with "
+                                  "hash type sha1");
+    sx_superblob_free(&sb2);
+    /* no slot 0 */
+    b.len = 0;
+    cr_assert_eq(sx_superblob_build(&two[1], 1, &b), 0);
+    cr_assert_eq(sx_superblob_parse(b.data, b.len, "alt only", &sb2), 0);
+    cr_assert_eq(sx_superblob_cds(&sb2, "alt only", cds, &count, &best), SYSEXT_ENOTFOUND);
+    cr_assert(strstr(sx_errmsg(), "not signed at all"));
+    sx_superblob_free(&sb2);
+    /* an alternate with an unknown digest is skipped; only unknown digests: unsupported */
+    uint8_t *odd = malloc(cd0->len);
+    memcpy(odd, cd0->data, cd0->len);
+    odd[0x25] = 9;
+    sx_blob_ref mixed[] = {*cd0, {.type = 0x1000, .data = odd, .len = cd0->len}};
+    b.len = 0;
+    cr_assert_eq(sx_superblob_build(mixed, 2, &b), 0);
+    cr_assert_eq(sx_superblob_parse(b.data, b.len, "mixed", &sb2), 0);
+    cr_assert_eq(sx_superblob_cds(&sb2, "mixed", cds, &count, &best), 0, "%s", sx_errmsg());
+    cr_assert_eq(count, 1);
+    cr_assert_eq(best, 0);
+    sx_superblob_free(&sb2);
+    mixed[1].type = 0;
+    b.len = 0;
+    cr_assert_eq(sx_superblob_build(&mixed[1], 1, &b), 0);
+    cr_assert_eq(sx_superblob_parse(b.data, b.len, "odd", &sb2), 0);
+    cr_assert_eq(sx_superblob_cds(&sb2, "odd", cds, &count, &best), SYSEXT_EUNSUPPORTED);
+    cr_assert_str_eq(sx_errmsg(), "odd: no CodeDirectory uses a supported hash type");
+    sx_superblob_free(&sb2);
+    free(odd);
+    sx_buf_free(&b);
+    sx_superblob_free(&sb);
+    free(s);
 }
