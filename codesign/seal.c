@@ -28,7 +28,7 @@ typedef struct walk_item {
     const sx_seal_rule *r2;  /* primary rules (V2 when building); NULL: none / not applicable */
     const sx_seal_rule *r1;  /* secondary rules (V1 when building) */
     bool in_r2;              /* the primary rules apply (not inside a nested bundle) */
-    uint64_t size;
+    uint64_t size, dev, ino, mtime_ns, ctime_ns;
     char *link;              /* W_LINK: target */
 } walk_item;
 
@@ -195,6 +195,10 @@ static int walk_dir(walker *w, int dfd, const char *prefix, bool in_r2, unsigned
         it->r1 = r1;
         it->in_r2 = in_r2;
         it->size = (uint64_t)st.st_size;
+        it->dev = (uint64_t)st.st_dev;
+        it->ino = (uint64_t)st.st_ino;
+        it->mtime_ns = (uint64_t)st.st_mtim.tv_sec * 1000000000ull + (uint64_t)st.st_mtim.tv_nsec;
+        it->ctime_ns = (uint64_t)st.st_ctim.tv_sec * 1000000000ull + (uint64_t)st.st_ctim.tv_nsec;
         if (S_ISREG(st.st_mode)) {
             it->type = W_FILE;
         } else if (S_ISLNK(st.st_mode)) {
@@ -353,6 +357,11 @@ int sx_seal_build(const sx_seal_options *o, sx_buf *xml_out)
             j->want_sha1 = need1;
             j->want_sha256 = need256;
             j->size = it->size;
+            j->stat_known = true;
+            j->dev = it->dev;
+            j->ino = it->ino;
+            j->mtime_ns = it->mtime_ns;
+            j->ctime_ns = it->ctime_ns;
             job = njobs++;
         }
         if (v2) {

@@ -780,3 +780,49 @@ Test(codesign_seal, verify_malformed_reports)
     sx_report_free(&rep);
     free(b);
 }
+
+/* The C matchers for template patterns agree with regexec on many paths. */
+Test(codesign_seal, template_fast_matchers_equal_regexec)
+{
+    static const char *const frags[] = {
+        "",          "Resources/", "Resources", "a/",          ".lproj/",        "en.lproj/",
+        "locversion.plist", "locversionXplist", ".dSYM", ".dSYM/", "x.dSYMy", ".DS_Store",
+        "/",         "Frameworks/", "MacOS",   "Library/LoginItems/", "version.plist",
+        "versionXplist", "Base.lproj/", "Info.plist", "a", "PlugIns", "Library/"};
+    size_t nf = SX_ARRAY_SIZE(frags), checked = 0;
+    for (int flat = 0; flat <= 1; flat++) {
+        for (int v = 1; v <= 2; v++) {
+            plist_t t = sx_seal_rules_template(flat, v);
+            sx_seal_rules fast = {0}, slow = {0};
+            cr_assert_eq(sx_seal_rules_from_plist(t, "t", "r", &fast), 0);
+            cr_assert_eq(sx_seal_rules_from_plist(t, "t", "r", &slow), 0);
+            cr_assert_eq(sx_seal_rules_compile(&fast, "t", "r"), 0);
+            cr_assert_eq(sx_seal_rules_compile_regex_only(&slow), 0);
+            size_t nfunc = 0;
+            for (size_t k = 0; k < fast.n; k++)
+                nfunc += fast.v[k].mode != SX_RM_REGEX;
+            cr_assert_eq(nfunc, fast.n, "every template rule has a fast matcher");
+            for (size_t a = 0; a < nf; a++)
+                for (size_t b = 0; b < nf; b++)
+                    for (size_t c = 0; c < nf; c++) {
+                        char path[256];
+                        snprintf(path, sizeof(path), "%s%s%s", frags[a], frags[b], frags[c]);
+                        for (size_t k = 0; k < fast.n; k++) {
+                            sx_seal_rules one_f = {&fast.v[k], 1, 1}, one_s = {&slow.v[k], 1, 1};
+                            bool mf = sx_seal_rules_match(&one_f, path) != NULL;
+                            bool ms = sx_seal_rules_match(&one_s, path) != NULL;
+                            cr_assert_eq(mf, ms, "rule %s on '%s': fast %d regex %d",
+                                         fast.v[k].pattern, path, mf, ms);
+                            checked++;
+                        }
+                        const sx_seal_rule *wf = sx_seal_rules_match(&fast, path);
+                        const sx_seal_rule *ws = sx_seal_rules_match(&slow, path);
+                        cr_assert_eq(wf ? wf - fast.v : -1, ws ? ws - slow.v : -1, "%s", path);
+                    }
+            sx_seal_rules_free(&fast);
+            sx_seal_rules_free(&slow);
+            plist_free(t);
+        }
+    }
+    cr_assert_gt(checked, 100000);
+}
