@@ -228,19 +228,22 @@ int main(int argc, char **argv)
     double t_incr = now_s() - t0;
     size_t incr_hashed = st.files_hashed;
 
-    printf("tree: %s, %zu files, %.1f MiB, threads %u (0 = all %ld CPUs)\n", app, nfiles,
-           (double)bytes / 1048576.0, threads, sysconf(_SC_NPROCESSORS_ONLN));
+    printf("tree: %s, %zu files, %.1f MiB%s, threads %u (0 = all %ld CPUs)\n", app, nfiles,
+           (double)bytes / 1048576.0,
+           gen ? (resources ? " in Resources/ (V1+V2: SHA-1 + SHA-256 per file)"
+                            : " in Library/Data/ (V2 only: SHA-256 per file)")
+               : "",
+           threads, sysconf(_SC_NPROCESSORS_ONLN));
     printf("                                     wall       ratio   | cpu        ratio\n");
     printf("baseline openssl dgst -sha256:       %7.3f s  1.000   | %7.3f s  1.000\n", t_base,
            c_base);
-    printf("seal build (%s): %7.3f s  %.3f   | %7.3f s  %.3f\n",
-           resources ? "SHA-1 (V1) + SHA-256" : "SHA-256 only (no V1)", t_seal, t_seal / t_base,
-           c_seal, c_seal / c_base);
+    printf("seal build:                          %7.3f s  %.3f   | %7.3f s  %.3f\n", t_seal,
+           t_seal / t_base, c_seal, c_seal / c_base);
     printf("seal verify --strict:                %7.3f s  %.3f   | %7.3f s  %.3f\n", t_verify,
            t_verify / t_base, c_verify, c_verify / c_base);
-    printf("load average at the end: %s", loadavg());
-    printf("incremental re-seal (%zu rehashed):  %.3f s  ratio %.3f of the full seal\n",
+    printf("incremental re-seal (%zu rehashed):   %7.3f s  %.3f of the full seal build\n",
            incr_hashed, t_incr, t_incr / t_seal);
+    printf("load average at the end: %s", loadavg());
     sx_buf_free(&xml);
     sx_buf_free(&xml2);
     unlink(cache);
