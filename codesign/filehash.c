@@ -149,7 +149,8 @@ static int rec_cmp(const void *a, const void *b)
 
 /* Parse a cache file. Any defect makes the whole cache unusable (returns an error; the
  * caller then starts from an empty cache). */
-static int cache_parse(const uint8_t *data, size_t len, const char *what, hash_cache *out)
+static int cache_parse(const uint8_t *data, size_t len, const char *what, bool checksum,
+                       hash_cache *out)
 {
     sx_reader r;
     const uint8_t *p;
@@ -157,9 +158,9 @@ static int cache_parse(const uint8_t *data, size_t len, const char *what, hash_c
     uint8_t digest[32];
     if (len < 8 + 4 + 4 + 32)
         return sx_err(SYSEXT_EFORMAT, "%s: too short", what);
-    if (sx_hash(SX_HASH_SHA256, data, len - 32, digest) < 0)
+    if (checksum && sx_hash(SX_HASH_SHA256, data, len - 32, digest) < 0)
         return SYSEXT_ERROR;
-    if (memcmp(digest, data + len - 32, 32) != 0)
+    if (checksum && memcmp(digest, data + len - 32, 32) != 0)
         return sx_err(SYSEXT_EFORMAT, "%s: checksum mismatch", what);
     sx_reader_init(&r, data, len - 32, what);
     int rc;
@@ -226,11 +227,21 @@ static void cache_load(const char *path, hash_cache *out)
         sx_err_clear();
         return;
     }
-    if (cache_parse(data, len, path, out) < 0) {
+    if (cache_parse(data, len, path, true, out) < 0) {
         cache_free(out);
         sx_err_clear();
     }
     free(data);
+}
+
+int sx_hash_cache_parse_check(const uint8_t *data, size_t len, bool checksum, size_t *records)
+{
+    hash_cache c = {NULL, 0};
+    int rc = cache_parse(data, len, "hash cache", checksum, &c);
+    if (rc == 0 && records)
+        *records = c.n;
+    cache_free(&c);
+    return rc;
 }
 
 static const cache_rec *cache_find(const hash_cache *c, const char *rel)

@@ -125,6 +125,10 @@ int sx_hash_jobs_run(sx_hash_job *jobs, size_t n, unsigned threads, const char *
                      sx_hash_stats *stats);
 void sx_hash_jobs_free(sx_hash_job *jobs, size_t n);
 
+/* Parse a cache file's bytes and discard the result (tests, fuzzing); `checksum` false skips
+ * the trailing SHA-256 check so a fuzzer can reach the records. */
+int sx_hash_cache_parse_check(const uint8_t *data, size_t len, bool checksum, size_t *records);
+
 /* Cache file format, exposed for tests. */
 #define SX_HASH_CACHE_MAGIC "SXSEALC\n"
 #define SX_HASH_CACHE_VERSION 1u
