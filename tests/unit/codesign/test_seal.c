@@ -828,3 +828,30 @@ Test(codesign_seal, template_fast_matchers_equal_regexec)
     }
     cr_assert_gt(checked, 100000);
 }
+
+/* Apple-made seals over real bundles: sstest.app's empty seal holds (strict too);
+ * install-apk's seal lists the two Resources files PROVENANCE says were left out. */
+Test(codesign_seal, verify_apple_script_bundles)
+{
+    uint8_t *d;
+    size_t n;
+    load(SAMPLES "/sstest.app/Contents/_CodeSignature/CodeResources", &d, &n);
+    sx_seal_options o = {.bundle_path = SAMPLES "/sstest.app", .main_exe_rel = "MacOS/MyApp"};
+    sx_report rep;
+    sx_report_init(&rep);
+    cr_assert_eq(sx_seal_verify(&o, d, n, true, NULL, NULL, &rep), 0, "%s", sx_errmsg());
+    cr_assert_eq(rep.n, 0);
+    sx_report_free(&rep);
+    free(d);
+
+    load(SAMPLES "/install-apk-adhoc.app/Contents/_CodeSignature/CodeResources", &d, &n);
+    sx_seal_options o2 = {.bundle_path = SAMPLES "/install-apk-adhoc.app",
+                          .main_exe_rel = "MacOS/InstallAPKs"};
+    sx_report_init(&rep);
+    cr_assert_eq(sx_seal_verify(&o2, d, n, true, NULL, NULL, &rep), SYSEXT_ESIGNATURE);
+    cr_assert_eq(rep.n, 2);
+    cr_assert(has_diag(&rep, "file-missing", "Resources/InstallAPKs.icns"));
+    cr_assert(has_diag(&rep, "file-missing", "Resources/script.sh"));
+    sx_report_free(&rep);
+    free(d);
+}
