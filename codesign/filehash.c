@@ -149,7 +149,8 @@ static int rec_cmp(const void *a, const void *b)
 
 /* Parse a cache file. Any defect makes the whole cache unusable (returns an error; the
  * caller then starts from an empty cache). */
-static int cache_parse(const uint8_t *data, size_t len, const char *what, hash_cache *out)
+static int cache_parse(const uint8_t *data, size_t len, const char *what, bool checksum,
+                       hash_cache *out)
 {
     sx_reader r;
     const uint8_t *p;
@@ -157,9 +158,9 @@ static int cache_parse(const uint8_t *data, size_t len, const char *what, hash_c
     uint8_t digest[32];
     if (len < 8 + 4 + 4 + 32)
         return sx_err(SYSEXT_EFORMAT, "%s: too short", what);
-    if (sx_hash(SX_HASH_SHA256, data, len - 32, digest) < 0)
+    if (checksum && sx_hash(SX_HASH_SHA256, data, len - 32, digest) < 0)
         return SYSEXT_ERROR;
-    if (memcmp(digest, data + len - 32, 32) != 0)
+    if (checksum && memcmp(digest, data + len - 32, 32) != 0)
         return sx_err(SYSEXT_EFORMAT, "%s: checksum mismatch", what);
     sx_reader_init(&r, data, len - 32, what);
     int rc;
@@ -226,11 +227,21 @@ static void cache_load(const char *path, hash_cache *out)
         sx_err_clear();
         return;
     }
-    if (cache_parse(data, len, path, out) < 0) {
+    if (cache_parse(data, len, path, true, out) < 0) {
         cache_free(out);
         sx_err_clear();
     }
     free(data);
+}
+
+int sx_hash_cache_parse_check(const uint8_t *data, size_t len, bool checksum, size_t *records)
+{
+    hash_cache c = {NULL, 0};
+    int rc = cache_parse(data, len, "hash cache", checksum, &c);
+    if (rc == 0 && records)
+        *records = c.n;
+    cache_free(&c);
+    return rc;
 }
 
 static const cache_rec *cache_find(const hash_cache *c, const char *rel)
@@ -247,6 +258,41 @@ static const cache_rec *cache_find(const hash_cache *c, const char *rel)
             lo = mid + 1;
     }
     return NULL;
+}
+
+/* Temp file + rename, without fsync: the cache needs atomicity (a reader sees the old or the
+ * new file), not durability; a torn file after a crash fails its checksum and is ignored. */
+static int write_cache_file(const char *path, const uint8_t *data, size_t len)
+{
+    char *dir = sx_path_dirname(path), *tmp = NULL;
+    if (!dir || asprintf(&tmp, "%s/.%s.XXXXXX", dir, sx_path_basename(path)) < 0) {
+        free(dir);
+        return sx_err(SYSEXT_ENOMEM, "out of memory");
+    }
+    free(dir);
+    int fd = mkostemp(tmp, O_CLOEXEC);
+    if (fd < 0) {
+        int rc = sx_err_errno(sx_errno_code(errno), errno, "hash cache %s", path);
+        free(tmp);
+        return rc;
+    }
+    int e = 0;
+    size_t off = 0;
+    while (off < len && !e) {
+        ssize_t k = write(fd, data + off, len - off);
+        if (k < 0 && errno != EINTR)
+            e = errno;
+        else if (k > 0)
+            off += (size_t)k;
+    }
+    if (close(fd) < 0 && !e)
+        e = errno;
+    if (!e && rename(tmp, path) < 0)
+        e = errno;
+    if (e)
+        unlink(tmp);
+    free(tmp);
+    return e ? sx_err_errno(SYSEXT_EIO, e, "hash cache %s", path) : 0;
 }
 
 static int cache_save(const char *path, const sx_hash_job *jobs, size_t n, uint64_t start_ns)
@@ -285,9 +331,7 @@ static int cache_save(const char *path, const sx_hash_job *jobs, size_t n, uint6
     if ((rc = sx_hash(SX_HASH_SHA256, b.data, b.len, digest)) < 0 ||
         (rc = sx_buf_append(&b, digest, 32)) < 0)
         goto out;
-    rc = sx_write_file_atomic(path, b.data, b.len, 0600);
-    if (rc < 0)
-        sx_err_prefix(rc, "hash cache");
+    rc = write_cache_file(path, b.data, b.len);
 out:
     sx_buf_free(&b);
     return rc;
@@ -305,9 +349,28 @@ typedef struct pool {
     uint64_t bytes;        /* atomic */
 } pool;
 
+static bool cache_hit(pool *p, sx_hash_job *j)
+{
+    const cache_rec *c = cache_find(p->cache, j->rel);
+    if (!c || c->size != j->size || c->mtime_ns != j->mtime_ns || c->ctime_ns != j->ctime_ns ||
+        c->ino != j->ino || c->dev != j->dev || (j->want_sha1 && !(c->flags & CF_SHA1)) ||
+        (j->want_sha256 && !(c->flags & CF_SHA256)))
+        return false;
+    memcpy(j->sha1, c->sha1, 20);
+    memcpy(j->sha256, c->sha256, 32);
+    j->have_sha1 = (c->flags & CF_SHA1) != 0;
+    j->have_sha256 = (c->flags & CF_SHA256) != 0;
+    j->from_cache = true;
+    __atomic_fetch_add(&p->cached, 1, __ATOMIC_RELAXED);
+    return true;
+}
+
 static void run_job(pool *p, sx_hash_job *j, uint8_t *buf)
 {
     struct stat st, st2;
+    /* The walk's lstat is enough to look the file up: a hit costs no open at all. */
+    if (p->cache && j->rel && j->stat_known && cache_hit(p, j))
+        return;
     int fd = open_regular(j->path, &st);
     if (fd < 0) {
         j->rc = fd;
@@ -319,20 +382,9 @@ static void run_job(pool *p, sx_hash_job *j, uint8_t *buf)
     j->mtime_ns = ts_ns(st.st_mtim);
     j->ctime_ns = ts_ns(st.st_ctim);
     j->size = (uint64_t)st.st_size;
-    if (p->cache && j->rel) {
-        const cache_rec *c = cache_find(p->cache, j->rel);
-        if (c && c->size == j->size && c->mtime_ns == j->mtime_ns && c->ctime_ns == j->ctime_ns &&
-            c->ino == j->ino && c->dev == j->dev && (!j->want_sha1 || (c->flags & CF_SHA1)) &&
-            (!j->want_sha256 || (c->flags & CF_SHA256))) {
-            memcpy(j->sha1, c->sha1, 20);
-            memcpy(j->sha256, c->sha256, 32);
-            j->have_sha1 = (c->flags & CF_SHA1) != 0;
-            j->have_sha256 = (c->flags & CF_SHA256) != 0;
-            j->from_cache = true;
-            close(fd);
-            __atomic_fetch_add(&p->cached, 1, __ATOMIC_RELAXED);
-            return;
-        }
+    if (p->cache && j->rel && !j->stat_known && cache_hit(p, j)) {
+        close(fd);
+        return;
     }
     uint64_t size = 0;
     int rc = hash_fd(fd, j->path, j->want_sha1, j->want_sha256, buf, j->sha1, j->sha256, &size,

@@ -28,7 +28,7 @@ typedef struct walk_item {
     const sx_seal_rule *r2;  /* primary rules (V2 when building); NULL: none / not applicable */
     const sx_seal_rule *r1;  /* secondary rules (V1 when building) */
     bool in_r2;              /* the primary rules apply (not inside a nested bundle) */
-    uint64_t size;
+    uint64_t size, dev, ino, mtime_ns, ctime_ns;
     char *link;              /* W_LINK: target */
 } walk_item;
 
@@ -195,6 +195,10 @@ static int walk_dir(walker *w, int dfd, const char *prefix, bool in_r2, unsigned
         it->r1 = r1;
         it->in_r2 = in_r2;
         it->size = (uint64_t)st.st_size;
+        it->dev = (uint64_t)st.st_dev;
+        it->ino = (uint64_t)st.st_ino;
+        it->mtime_ns = (uint64_t)st.st_mtim.tv_sec * 1000000000ull + (uint64_t)st.st_mtim.tv_nsec;
+        it->ctime_ns = (uint64_t)st.st_ctim.tv_sec * 1000000000ull + (uint64_t)st.st_ctim.tv_nsec;
         if (S_ISREG(st.st_mode)) {
             it->type = W_FILE;
         } else if (S_ISLNK(st.st_mode)) {
@@ -353,6 +357,11 @@ int sx_seal_build(const sx_seal_options *o, sx_buf *xml_out)
             j->want_sha1 = need1;
             j->want_sha256 = need256;
             j->size = it->size;
+            j->stat_known = true;
+            j->dev = it->dev;
+            j->ino = it->ino;
+            j->mtime_ns = it->mtime_ns;
+            j->ctime_ns = it->ctime_ns;
             job = njobs++;
         }
         if (v2) {
@@ -680,6 +689,63 @@ static int parse_files(plist_t dict, const char *what, const char *key, sx_seal_
     return 0;
 }
 
+static int be_uint(const uint8_t *p, unsigned n, uint64_t *out)
+{
+    uint64_t v = 0;
+    for (unsigned i = 0; i < n; i++)
+        v = (v << 8) | p[i];
+    *out = v;
+    return 0;
+}
+
+/* libplist 2.2 asserts (aborts) on a binary plist string with an embedded NUL used as a
+ * dictionary key. Check every string object of a bplist00 first, through its offset table;
+ * anything structurally odd is rejected here too. */
+static int bplist_prescan(const uint8_t *d, size_t len, const char *what)
+{
+    if (len < 8 + 32)
+        return sx_err(SYSEXT_EFORMAT, "%s: binary plist too short", what);
+    const uint8_t *t = d + len - 32;
+    unsigned osz = t[6];
+    uint64_t nobj, table;
+    be_uint(t + 8, 8, &nobj);
+    be_uint(t + 24, 8, &table);
+    size_t body = len - 32;
+    if (osz < 1 || osz > 8 || table < 8 || table > body || nobj > (body - table) / osz)
+        return sx_err(SYSEXT_EFORMAT, "%s: binary plist: bad trailer", what);
+    for (uint64_t i = 0; i < nobj; i++) {
+        uint64_t off;
+        be_uint(d + table + i * osz, osz, &off);
+        if (off < 8 || off >= table)
+            return sx_err(SYSEXT_EFORMAT, "%s: binary plist: object %llu at a bad offset", what,
+                          (unsigned long long)i);
+        uint8_t m = d[off], type = m >> 4;
+        if (type != 0x5 && type != 0x6)
+            continue;
+        uint64_t count = m & 0xf, pos = off + 1;
+        if (count == 0xf) {
+            if (pos >= table || (d[pos] >> 4) != 0x1 || (d[pos] & 0xf) > 3)
+                return sx_err(SYSEXT_EFORMAT, "%s: binary plist: object %llu: bad length",
+                              what, (unsigned long long)i);
+            unsigned n = 1u << (d[pos] & 0xf);
+            if (pos + 1 + n > table)
+                return sx_err(SYSEXT_EFORMAT, "%s: binary plist: object %llu: bad length",
+                              what, (unsigned long long)i);
+            be_uint(d + pos + 1, n, &count);
+            pos += 1 + n;
+        }
+        uint64_t bytes = type == 0x6 ? count * 2 : count;
+        if (count > table || bytes > table - pos)
+            return sx_err(SYSEXT_EFORMAT, "%s: binary plist: object %llu overruns", what,
+                          (unsigned long long)i);
+        for (uint64_t k = 0; k < bytes; k += type == 0x6 ? 2 : 1)
+            if (d[pos + k] == 0 && (type == 0x5 || d[pos + k + 1] == 0))
+                return sx_err(SYSEXT_EFORMAT, "%s: binary plist: object %llu: NUL in a string",
+                              what, (unsigned long long)i);
+    }
+    return 0;
+}
+
 int sx_seal_parse(const uint8_t *data, size_t len, const char *what, sx_seal **out)
 {
     SX_ASSERT_ARG(data || len == 0);
@@ -690,6 +756,11 @@ int sx_seal_parse(const uint8_t *data, size_t len, const char *what, sx_seal **o
         return sx_err(SYSEXT_EFORMAT, "%s: empty file, expected a property list", what);
     if (len > SEAL_MAX_BYTES || len > UINT32_MAX)
         return sx_err(SYSEXT_ELIMIT, "%s: %zu bytes is over the limit", what, len);
+    if (len >= 8 && memcmp(data, "bplist00", 8) == 0) {
+        int prc = bplist_prescan(data, len, what);
+        if (prc < 0)
+            return prc;
+    }
     plist_t root = NULL;
     plist_from_memory((const char *)data, (uint32_t)len, &root);
     if (!root)

@@ -40,7 +40,11 @@ typedef struct sx_seal_options {
     const char *main_exe_rel;  /* main executable relative to the resource base; excluded */
     sx_nested_fn nested;       /* may be NULL: then nested code is an error */
     void *nested_payload;
-    const char *cache_path;    /* --incremental: hash cache file, NULL = off */
+    const char *cache_path;    /* --incremental: hash cache file, NULL = off. Build only:
+                                * digests of files whose path, size, mtime, ctime, inode and
+                                * device are unchanged are reused; files modified within 2 s
+                                * before the run are not cached; rewritten atomically; an
+                                * unreadable/corrupt cache is ignored. */
     unsigned threads;          /* 0 = number of online CPUs */
     /* Added for the seal work (additive): */
     unsigned digests;          /* files2 hashes: SX_SEAL_DIGEST(SX_HASH_SHA1) "hash" and/or
@@ -59,7 +63,9 @@ int sx_seal_build(const sx_seal_options *o, sx_buf *xml_out);
  * and with `strict` no unsealed file and no symlink leaving the bundle. Every problem is
  * added to `report` (codes: "file-modified", "file-missing", "file-added", "symlink-changed",
  * "symlink-outside", "nested-invalid", "seal-malformed"; also "unsealed-content" (strict:
- * unexpected files in _CodeSignature or a deep bundle's root, files no rule covers),
+ * names in _CodeSignature other than the component files of reference 7.1 (whether each
+ * is used by the CodeDirectory is the caller's check), anything but Contents and Finder
+ * files in a deep bundle's root, files no rule covers),
  * "weak-rules" (strict: V1-only seal or custom omit rules), "dsstore-symlink",
  * "unsupported-resource" (not a file, directory or symlink), and the note "nested-unchecked"
  * when neither `check` nor o->nested is given). The message carries codesign's wording,

@@ -20,7 +20,7 @@ enum {
 };
 
 /* How a pattern is matched: common literal shapes skip regexec (same result). */
-enum { SX_RM_REGEX = 0, SX_RM_ALL, SX_RM_PREFIX, SX_RM_EXACT };
+enum { SX_RM_REGEX = 0, SX_RM_ALL, SX_RM_PREFIX, SX_RM_EXACT, SX_RM_FUNC };
 
 typedef struct sx_seal_rule {
     char *pattern;   /* the plist key (or the literal excluded path) */
@@ -29,6 +29,7 @@ typedef struct sx_seal_rule {
     int mode;        /* SX_RM_* */
     char *literal;   /* for SX_RM_PREFIX / SX_RM_EXACT */
     size_t literal_len;
+    bool (*fn)(const char *rel, size_t len); /* SX_RM_FUNC: a template pattern in C */
     regex_t re;
     bool compiled;
 } sx_seal_rule;
@@ -53,6 +54,8 @@ int sx_seal_rules_compile(sx_seal_rules *rs, const char *what, const char *key);
  * otherwise the highest weight; on a tie the first one in order, except that an omit rule
  * beats a non-omit one (Apple's tie order is a hash order; its seals show omit winning). */
 const sx_seal_rule *sx_seal_rules_match(const sx_seal_rules *rs, const char *rel);
+/* Force every pattern through regcomp/regexec (tests compare both paths). */
+int sx_seal_rules_compile_regex_only(sx_seal_rules *rs);
 int sx_seal_rules_copy(const sx_seal_rules *src, sx_seal_rules *dst);
 void sx_seal_rules_free(sx_seal_rules *rs);
 /* The weak-rules check of --strict (6.3): NULL when fine, else codesign's message. */
@@ -102,7 +105,9 @@ typedef struct sx_hash_job {
     bool from_cache;
     int rc;           /* 0 or SYSEXT_E* */
     char *errmsg;     /* message for rc, owned */
-    /* identity for the cache, filled by the hasher */
+    /* identity for the cache: filled by the hasher, or by the caller from its own lstat with
+     * stat_known set (then a cache hit needs no open) */
+    bool stat_known;
     uint64_t dev, ino, mtime_ns, ctime_ns;
 } sx_hash_job;
 
@@ -119,6 +124,10 @@ typedef struct sx_hash_stats {
 int sx_hash_jobs_run(sx_hash_job *jobs, size_t n, unsigned threads, const char *cache_path,
                      sx_hash_stats *stats);
 void sx_hash_jobs_free(sx_hash_job *jobs, size_t n);
+
+/* Parse a cache file's bytes and discard the result (tests, fuzzing); `checksum` false skips
+ * the trailing SHA-256 check so a fuzzer can reach the records. */
+int sx_hash_cache_parse_check(const uint8_t *data, size_t len, bool checksum, size_t *records);
 
 /* Cache file format, exposed for tests. */
 #define SX_HASH_CACHE_MAGIC "SXSEALC\n"

@@ -235,6 +235,100 @@ int sx_seal_rules_add_exclusion(sx_seal_rules *rs, const char *rel)
     return 0;
 }
 
+/* The regex-needing patterns of the default templates, matched in C with exactly regexec's
+ * result for byte strings ('.' = any byte; tests compare both on many paths). */
+static bool has_at(const char *s, size_t len, size_t at, const char *lit)
+{
+    size_t n = strlen(lit);
+    return at <= len && len - at >= n && memcmp(s + at, lit, n) == 0;
+}
+
+static bool m_dsym(const char *s, size_t len) /* .*\.dSYM($|/) */
+{
+    for (const char *p = s; (p = memmem(p, len - (size_t)(p - s), ".dSYM", 5)); p++)
+        if ((size_t)(p - s) + 5 == len || p[5] == '/')
+            return true;
+    return false;
+}
+
+static bool m_dsstore(const char *s, size_t len) /* ^(.*\/)?\.DS_Store$ */
+{
+    return (len == 9 && memcmp(s, ".DS_Store", 9) == 0) ||
+           (len >= 10 && memcmp(s + len - 10, "/.DS_Store", 10) == 0);
+}
+
+static bool m_nested_dirs(const char *s, size_t len) /* ^(Frameworks|...)/ */
+{
+    static const char *const dirs[] = {"Frameworks/",        "SharedFrameworks/",
+                                       "PlugIns/",           "Plug-ins/",
+                                       "XPCServices/",       "Helpers/",
+                                       "MacOS/",             "Library/Automator/",
+                                       "Library/Spotlight/", "Library/LoginItems/"};
+    for (size_t i = 0; i < SX_ARRAY_SIZE(dirs); i++)
+        if (has_at(s, len, 0, dirs[i]))
+            return true;
+    return false;
+}
+
+static bool m_top_level(const char *s, size_t len) /* ^[^/]+$ */
+{
+    return len > 0 && !memchr(s, '/', len);
+}
+
+static bool lproj_in(const char *s, size_t len, size_t from) /* .*\.lproj/ from `from` */
+{
+    return from <= len && memmem(s + from, len - from, ".lproj/", 7) != NULL;
+}
+
+/* .*\.lproj/locversion.plist$ from `from`: the last 23 bytes are ".lproj/locversion?plist" */
+static bool locversion_in(const char *s, size_t len, size_t from)
+{
+    return len >= from + 23 && memcmp(s + len - 23, ".lproj/locversion", 17) == 0 &&
+           memcmp(s + len - 5, "plist", 5) == 0;
+}
+
+static bool m_res_lproj(const char *s, size_t len)
+{
+    return has_at(s, len, 0, "Resources/") && lproj_in(s, len, 10);
+}
+
+static bool m_res_locversion(const char *s, size_t len)
+{
+    return has_at(s, len, 0, "Resources/") && locversion_in(s, len, 10);
+}
+
+static bool m_lproj(const char *s, size_t len)
+{
+    return lproj_in(s, len, 0);
+}
+
+static bool m_locversion(const char *s, size_t len)
+{
+    return locversion_in(s, len, 0);
+}
+
+static bool m_version_plist(const char *s, size_t len) /* ^version.plist$ */
+{
+    return len == 13 && memcmp(s, "version", 7) == 0 && memcmp(s + 8, "plist", 5) == 0;
+}
+
+static const struct {
+    const char *pattern;
+    bool (*fn)(const char *, size_t);
+} known_patterns[] = {
+    {".*\\.dSYM($|/)", m_dsym},
+    {"^(.*/)?\\.DS_Store$", m_dsstore},
+    {"^(Frameworks|SharedFrameworks|PlugIns|Plug-ins|XPCServices|Helpers|MacOS|Library/"
+     "(Automator|Spotlight|LoginItems))/",
+     m_nested_dirs},
+    {"^[^/]+$", m_top_level},
+    {"^Resources/.*\\.lproj/", m_res_lproj},
+    {"^Resources/.*\\.lproj/locversion.plist$", m_res_locversion},
+    {"^.*\\.lproj/", m_lproj},
+    {"^.*\\.lproj/locversion.plist$", m_locversion},
+    {"^version.plist$", m_version_plist},
+};
+
 /* Recognise "^.*", "^lit" and "^lit$" where lit has only plain characters and escaped
  * metacharacters: these match exactly like regexec would, without calling it. */
 static void classify(sx_seal_rule *r)
@@ -244,6 +338,12 @@ static void classify(sx_seal_rule *r)
         r->mode = SX_RM_ALL;
         return;
     }
+    for (size_t i = 0; i < SX_ARRAY_SIZE(known_patterns); i++)
+        if (strcmp(p, known_patterns[i].pattern) == 0) {
+            r->mode = SX_RM_FUNC;
+            r->fn = known_patterns[i].fn;
+            return;
+        }
     if (p[0] != '^')
         return;
     size_t n = strlen(p);
@@ -302,7 +402,7 @@ int sx_seal_rules_compile(sx_seal_rules *rs, const char *what, const char *key)
         sx_seal_rule *r = &rs->v[i];
         if (r->flags & SX_RULE_EXCLUSION)
             continue;
-        if (r->compiled || r->literal || r->mode == SX_RM_ALL)
+        if (r->compiled || r->literal || r->mode != SX_RM_REGEX)
             continue;
         classify(r);
         if (r->mode != SX_RM_REGEX)
@@ -331,6 +431,8 @@ static bool rule_matches(const sx_seal_rule *r, const char *rel, size_t len)
         return len >= r->literal_len && memcmp(rel, r->literal, r->literal_len) == 0;
     case SX_RM_EXACT:
         return len == r->literal_len && memcmp(rel, r->literal, len) == 0;
+    case SX_RM_FUNC:
+        return r->fn(rel, len);
     default:
         return r->compiled && regexec(&r->re, rel, 0, NULL, 0) == 0;
     }
@@ -351,6 +453,23 @@ const sx_seal_rule *sx_seal_rules_match(const sx_seal_rules *rs, const char *rel
             best = r;
     }
     return best;
+}
+
+int sx_seal_rules_compile_regex_only(sx_seal_rules *rs)
+{
+    for (size_t i = 0; i < rs->n; i++) {
+        sx_seal_rule *r = &rs->v[i];
+        if ((r->flags & SX_RULE_EXCLUSION) || r->compiled)
+            continue;
+        free(r->literal);
+        r->literal = NULL;
+        r->fn = NULL;
+        r->mode = SX_RM_REGEX;
+        if (regcomp(&r->re, r->pattern, REG_EXTENDED | REG_NOSUB) != 0)
+            return sx_err(SYSEXT_EFORMAT, "rule '%s': invalid regular expression", r->pattern);
+        r->compiled = true;
+    }
+    return 0;
 }
 
 int sx_seal_rules_copy(const sx_seal_rules *src, sx_seal_rules *dst)

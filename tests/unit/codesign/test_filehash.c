@@ -236,6 +236,14 @@ Test(codesign_filehash, corrupt_cache_is_ignored)
     cr_assert_eq(sx_read_file(cache, 1 << 20, &d, &n), 0);
     cr_assert_gt(n, 100);
     cr_assert_eq(memcmp(d, SX_HASH_CACHE_MAGIC, 8), 0);
+    size_t recs = 0;
+    cr_assert_eq(sx_hash_cache_parse_check(d, n, true, &recs), 0, "%s", sx_errmsg());
+    cr_assert_eq(recs, NFILES);
+    cr_assert_eq(sx_hash_cache_parse_check(d, n - 1, false, NULL), SYSEXT_EFORMAT);
+    d[20] ^= 1;
+    cr_assert_eq(sx_hash_cache_parse_check(d, n, true, NULL), SYSEXT_EFORMAT);
+    cr_assert(strstr(sx_errmsg(), "checksum"), "%s", sx_errmsg());
+    d[20] ^= 1;
 
     /* a flipped digest byte, a truncation, garbage, an empty file */
     d[n - 40] ^= 1;

@@ -780,3 +780,78 @@ Test(codesign_seal, verify_malformed_reports)
     sx_report_free(&rep);
     free(b);
 }
+
+/* The C matchers for template patterns agree with regexec on many paths. */
+Test(codesign_seal, template_fast_matchers_equal_regexec)
+{
+    static const char *const frags[] = {
+        "",          "Resources/", "Resources", "a/",          ".lproj/",        "en.lproj/",
+        "locversion.plist", "locversionXplist", ".dSYM", ".dSYM/", "x.dSYMy", ".DS_Store",
+        "/",         "Frameworks/", "MacOS",   "Library/LoginItems/", "version.plist",
+        "versionXplist", "Base.lproj/", "Info.plist", "a", "PlugIns", "Library/"};
+    size_t nf = SX_ARRAY_SIZE(frags), checked = 0;
+    for (int flat = 0; flat <= 1; flat++) {
+        for (int v = 1; v <= 2; v++) {
+            plist_t t = sx_seal_rules_template(flat, v);
+            sx_seal_rules fast = {0}, slow = {0};
+            cr_assert_eq(sx_seal_rules_from_plist(t, "t", "r", &fast), 0);
+            cr_assert_eq(sx_seal_rules_from_plist(t, "t", "r", &slow), 0);
+            cr_assert_eq(sx_seal_rules_compile(&fast, "t", "r"), 0);
+            cr_assert_eq(sx_seal_rules_compile_regex_only(&slow), 0);
+            size_t nfunc = 0;
+            for (size_t k = 0; k < fast.n; k++)
+                nfunc += fast.v[k].mode != SX_RM_REGEX;
+            cr_assert_eq(nfunc, fast.n, "every template rule has a fast matcher");
+            for (size_t a = 0; a < nf; a++)
+                for (size_t b = 0; b < nf; b++)
+                    for (size_t c = 0; c < nf; c++) {
+                        char path[256];
+                        snprintf(path, sizeof(path), "%s%s%s", frags[a], frags[b], frags[c]);
+                        for (size_t k = 0; k < fast.n; k++) {
+                            sx_seal_rules one_f = {&fast.v[k], 1, 1}, one_s = {&slow.v[k], 1, 1};
+                            bool mf = sx_seal_rules_match(&one_f, path) != NULL;
+                            bool ms = sx_seal_rules_match(&one_s, path) != NULL;
+                            if (mf != ms)
+                                cr_assert_fail("rule %s on '%s': fast %d regex %d",
+                                               fast.v[k].pattern, path, mf, ms);
+                            checked++;
+                        }
+                        const sx_seal_rule *wf = sx_seal_rules_match(&fast, path);
+                        const sx_seal_rule *ws = sx_seal_rules_match(&slow, path);
+                        if ((wf ? wf - fast.v : -1) != (ws ? ws - slow.v : -1))
+                            cr_assert_fail("winning rule differs on '%s'", path);
+                    }
+            sx_seal_rules_free(&fast);
+            sx_seal_rules_free(&slow);
+            plist_free(t);
+        }
+    }
+    cr_assert_gt(checked, 100000);
+}
+
+/* Apple-made seals over real bundles: sstest.app's empty seal holds (strict too);
+ * install-apk's seal lists the two Resources files PROVENANCE says were left out. */
+Test(codesign_seal, verify_apple_script_bundles)
+{
+    uint8_t *d;
+    size_t n;
+    load(SAMPLES "/sstest.app/Contents/_CodeSignature/CodeResources", &d, &n);
+    sx_seal_options o = {.bundle_path = SAMPLES "/sstest.app", .main_exe_rel = "MacOS/MyApp"};
+    sx_report rep;
+    sx_report_init(&rep);
+    cr_assert_eq(sx_seal_verify(&o, d, n, true, NULL, NULL, &rep), 0, "%s", sx_errmsg());
+    cr_assert_eq(rep.n, 0);
+    sx_report_free(&rep);
+    free(d);
+
+    load(SAMPLES "/install-apk-adhoc.app/Contents/_CodeSignature/CodeResources", &d, &n);
+    sx_seal_options o2 = {.bundle_path = SAMPLES "/install-apk-adhoc.app",
+                          .main_exe_rel = "MacOS/InstallAPKs"};
+    sx_report_init(&rep);
+    cr_assert_eq(sx_seal_verify(&o2, d, n, true, NULL, NULL, &rep), SYSEXT_ESIGNATURE);
+    cr_assert_eq(rep.n, 2);
+    cr_assert(has_diag(&rep, "file-missing", "Resources/InstallAPKs.icns"));
+    cr_assert(has_diag(&rep, "file-missing", "Resources/script.sh"));
+    sx_report_free(&rep);
+    free(d);
+}
