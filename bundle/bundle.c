@@ -86,11 +86,12 @@ void sx_bundle_free(sx_bundle *b)
 
 int sx_bundle_layout(const char *path, sx_bundle_kind kind, bool *flat, char **contents)
 {
-    /* .dext is flat; accept the Contents/ form too (seen in third-party builds). */
+    /* .dext is flat; accept the Contents/ form too (seen in third-party builds). Any other
+     * signed bundle (a framework, a plug-in) is flat unless it has a Contents/ folder. */
     _sx_cleanup_free_ char *c = sx_path_join(path, "Contents");
     if (!c)
         return sx_err(SYSEXT_ENOMEM, "out of memory");
-    bool f = kind == SX_BUNDLE_DEXT;
+    bool f = kind == SX_BUNDLE_DEXT || (kind == SX_BUNDLE_UNKNOWN && !sx_is_dir(c));
     if (f) {
         _sx_cleanup_free_ char *flat_info = sx_path_join(path, "Info.plist");
         _sx_cleanup_free_ char *deep_info = sx_path_join(c, "Info.plist");
@@ -107,7 +108,7 @@ int sx_bundle_layout(const char *path, sx_bundle_kind kind, bool *flat, char **c
     return 0;
 }
 
-int sx_bundle_open(const char *path, sx_bundle **out)
+static int open_bundle(const char *path, bool any_kind, sx_bundle **out)
 {
     if (!path || !*path)
         return sx_err(SYSEXT_EINVAL, "no bundle path given");
@@ -123,7 +124,7 @@ int sx_bundle_open(const char *path, sx_bundle **out)
     for (size_t n = strlen(b->path); n > 1 && b->path[n - 1] == '/'; n--)
         b->path[n - 1] = '\0';
     b->kind = sx_bundle_kind_from_path(b->path);
-    if (b->kind == SX_BUNDLE_UNKNOWN) {
+    if (b->kind == SX_BUNDLE_UNKNOWN && !any_kind) {
         r = sx_err(SYSEXT_EINVAL, "%s: not a bundle: expected a name ending in .app, .dext or "
                    ".systemextension", path);
         goto fail;
@@ -176,6 +177,16 @@ int sx_bundle_open(const char *path, sx_bundle **out)
 fail:
     sx_bundle_free(b);
     return r;
+}
+
+int sx_bundle_open(const char *path, sx_bundle **out)
+{
+    return open_bundle(path, false, out);
+}
+
+int sx_bundle_open_any(const char *path, sx_bundle **out)
+{
+    return open_bundle(path, true, out);
 }
 
 int sx_bundle_parse_entitlements_blob(const uint8_t *data, size_t len, const char *what,

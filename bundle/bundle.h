@@ -46,6 +46,9 @@ const char *sx_bundle_kind_extension(sx_bundle_kind kind); /* ".app", ".dext", "
  * Does not validate beyond what it needs; SYSEXT_ENOTFOUND / SYSEXT_EFORMAT with a message
  * naming the file. */
 int sx_bundle_open(const char *path, sx_bundle **out);
+/* The same for any signed bundle: a .framework or .bundle too (kind SX_BUNDLE_UNKNOWN, flat
+ * unless it has a Contents/ folder). For code signing, which seals any bundle. */
+int sx_bundle_open_any(const char *path, sx_bundle **out);
 void sx_bundle_free(sx_bundle *b);
 /* Where a bundle of `kind` at `path` keeps Info.plist: *contents = path/Contents, or path for a
  * flat .dext (a .dext with only Contents/Info.plist is taken as deep). */

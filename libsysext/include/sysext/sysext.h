@@ -7,6 +7,7 @@
 #include "sysext/archive.h"
 #include "sysext/identity.h"
 #include "sysext/version.h"
+#include "sysext/codesign.h"
 #include "sysext/bundle.h"
 
 #endif
