@@ -163,6 +163,11 @@ int IODataQueueDispatchSource_GetDataServicedFD(IODataQueueDispatchSource *s)
     return s ? s->serviced_fd : -1;
 }
 
+uint32_t IODataQueueDispatchSource_GetMaxEntrySize(IODataQueueDispatchSource *s)
+{
+    return s ? rt_ring_max_entry(&s->ring) : 0;
+}
+
 size_t IODataQueueDispatchSource_GetDataQueueEntryHeaderSize(void)
 {
     return sizeof(uint32_t);

@@ -60,8 +60,9 @@ kern_return_t rt_ring_attach(struct rt_ring *r, void *mem, size_t mem_size)
 
 uint32_t rt_ring_max_entry(const struct rt_ring *r)
 {
-    /* need = 4 + align4(len) must stay below size (one 4-byte gap) */
-    return r->size - 8u;
+    /* An entry must fit an EMPTY ring wherever head == tail happens to be: either before the end
+     * or, wrapped, below head. Half the area minus the prefix and the gap always does. */
+    return ((r->size / 2u) - 8u) & ~3u;
 }
 
 /* Where an entry of total `need` bytes goes, or UINT32_MAX when it does not fit now. */

@@ -69,6 +69,9 @@ DK_API int IODataQueueDispatchSource_GetMemoryFD(IODataQueueDispatchSource *sour
 DK_API int IODataQueueDispatchSource_GetDataAvailableFD(IODataQueueDispatchSource *source);
 DK_API int IODataQueueDispatchSource_GetDataServicedFD(IODataQueueDispatchSource *source);
 
+/** The largest entry payload: (queueByteCount / 2 - 8) rounded down to 4, so an entry that fits
+ *  an empty ring always fits, wherever the ring's offsets are. */
+DK_API uint32_t IODataQueueDispatchSource_GetMaxEntrySize(IODataQueueDispatchSource *source);
 /** Per-entry overhead in bytes (the length prefix). */
 DK_API size_t IODataQueueDispatchSource_GetDataQueueEntryHeaderSize(void);
 
@@ -76,7 +79,8 @@ DK_API size_t IODataQueueDispatchSource_GetDataQueueEntryHeaderSize(void);
  * Producer: reserve `size` bytes, let `fn` fill them, publish the entry, and signal DataAvailable
  * if the consumer waits.
  * @return kIOReturnSuccess; kIOReturnOverrun when full (DataServiced will follow);
- *         kIOReturnBadArgument for size 0 or an entry larger than the ring can ever hold;
+ *         kIOReturnBadArgument for size 0 or an entry larger than the ring can always hold
+ *         (IODataQueueDispatchSource_GetMaxEntrySize: about half the data area);
  *         kIOReturnError when the ring is corrupt
  */
 DK_API kern_return_t IODataQueueDispatchSource_Enqueue(IODataQueueDispatchSource *source, uint32_t size,
