@@ -45,7 +45,7 @@ static void service_free(OSObject *o)
         for (size_t i = 0; i < p->nclients; i++)
             OSObject_Release(&p->clients[i]->object);
         free(p->clients);
-        OSObject_Release(&p->provider->object);
+        OSObject_Release((OSObject *)p->provider);
         OSObject_Release((OSObject *)p->props);
         OSObject_Release((OSObject *)p->user_props);
         pthread_mutex_destroy(&p->lock);
