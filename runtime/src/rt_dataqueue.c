@@ -275,7 +275,7 @@ static kern_return_t wait_common(IODataQueueDispatchSource *s, bool for_data, ui
             return err;
         if (ready)
             return kIOReturnSuccess;
-        if (spin < 64) {
+        if (spin < 256) {
             sched_yield();
             continue;
         }
