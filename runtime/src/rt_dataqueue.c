@@ -198,7 +198,6 @@ kern_return_t IODataQueueDispatchSource_Enqueue(IODataQueueDispatchSource *s, ui
     }
     if (r != kIOReturnSuccess)
         return r;
-    __atomic_thread_fence(__ATOMIC_SEQ_CST);
     if (__atomic_load_n(&s->ring.hdr->consumer_waiting, __ATOMIC_SEQ_CST))
         signal_fd(s->avail_fd);
     return kIOReturnSuccess;
@@ -212,7 +211,6 @@ static kern_return_t dequeue_common(IODataQueueDispatchSource *s, IODataQueueDeq
     kern_return_t r = rt_ring_dequeue(&s->ring, fn, context, remove);
     if (r != kIOReturnSuccess || !remove)
         return r;
-    __atomic_thread_fence(__ATOMIC_SEQ_CST);
     if (__atomic_load_n(&s->ring.hdr->producer_waiting, __ATOMIC_SEQ_CST) &&
         __atomic_exchange_n(&s->ring.hdr->producer_waiting, 0u, __ATOMIC_SEQ_CST))
         signal_fd(s->serviced_fd);

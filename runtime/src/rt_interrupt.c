@@ -168,12 +168,20 @@ kern_return_t IOInterruptDispatchSource_CreateWithEventFD(int eventFD, IODispatc
         return kIOReturnBadArgument;
     }
     s->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (s->wake < 0 || pthread_create(&s->thread, NULL, irq_thread, s) != 0) {
+    int pr = -1;
+    if (s->wake >= 0) {
+        pthread_mutex_lock(&s->lock); /* the thread reads s->thread only under the lock */
+        pr = pthread_create(&s->thread, NULL, irq_thread, s);
+        pthread_mutex_unlock(&s->lock);
+    }
+    if (pr != 0) {
         OSObject_Release(o);
         return kIOReturnNoResources;
     }
     pthread_setname_np(s->thread, "dk-interrupt");
+    pthread_mutex_lock(&s->lock);
     s->thread_running = true;
+    pthread_mutex_unlock(&s->lock);
     *source = s;
     return kIOReturnSuccess;
 }

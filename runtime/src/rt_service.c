@@ -233,7 +233,7 @@ IOService *IOService_GetProvider(IOService *self)
 
 IODispatchQueue *IOService_GetDispatchQueue(IOService *self)
 {
-    return self ? OSObject_GetQueueForMethod(&self->object, IOService_Start_ID) : NULL;
+    return self ? OSObject_GetQueueForMethod(&self->object, 0 /* no method: the default queue */) : NULL;
 }
 
 kern_return_t IOService_SetDispatchQueue(IOService *self, const char *name, IODispatchQueue *queue)

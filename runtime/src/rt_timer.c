@@ -135,12 +135,17 @@ kern_return_t IOTimerDispatchSource_Create(IODispatchQueue *queue, IOTimerDispat
         return r;
     IOTimerDispatchSource *s = (IOTimerDispatchSource *)o;
     s->queue = (IODispatchQueue *)OSObject_Retain((OSObject *)queue);
-    if (pthread_create(&s->thread, NULL, timer_thread, s) != 0) {
+    pthread_mutex_lock(&s->lock); /* the thread reads s->thread only under the lock */
+    int pr = pthread_create(&s->thread, NULL, timer_thread, s);
+    pthread_mutex_unlock(&s->lock);
+    if (pr != 0) {
         OSObject_Release(o);
         return kIOReturnNoResources;
     }
     pthread_setname_np(s->thread, "dk-timer");
+    pthread_mutex_lock(&s->lock);
     s->thread_running = true;
+    pthread_mutex_unlock(&s->lock);
     *source = s;
     return kIOReturnSuccess;
 }
