@@ -314,6 +314,35 @@ IODispatchQueue *OSObject_GetQueueForMethod(OSObject *obj, uint64_t methodID)
     return q;
 }
 
+struct method_call {
+    OSObject *obj;
+    OSMethodFunction impl;
+    OSMethodCaller caller;
+    void *ctx;
+};
+
+static void method_on_queue(void *arg)
+{
+    struct method_call *c = arg;
+    c->caller(c->obj, c->impl, c->ctx);
+}
+
+kern_return_t OSObject_DispatchMethod(OSObject *obj, uint64_t methodID, OSMethodCaller caller, void *context)
+{
+    if (!obj || !caller)
+        return kIOReturnBadArgument;
+    const OSMethod *m = OSClass_FindMethod(obj->meta, methodID);
+    if (!m)
+        return kIOReturnUnsupported;
+    IODispatchQueue *q = rt_object_copy_queue_for_method(obj, methodID);
+    if (!q)
+        return kIOReturnNotReady;
+    struct method_call c = { obj, m->function, caller, context };
+    kern_return_t r = IODispatchQueue_DispatchSync(q, method_on_queue, &c);
+    OSObject_Release((OSObject *)q);
+    return r;
+}
+
 void rt_object_free_queues(OSObject *obj)
 {
     pthread_mutex_lock(&queues_lock);

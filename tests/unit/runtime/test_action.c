@@ -240,3 +240,38 @@ Test(runtime_action, cancel_racing_invocations_completes_once)
         OSObject_Release((OSObject *)a);
     }
 }
+
+struct dispatch_ctx {
+    uint64_t value;
+    bool on_queue;
+    IODispatchQueue *expect;
+};
+
+static void call_ping(OSObject *obj, OSMethodFunction impl, void *context)
+{
+    struct dispatch_ctx *c = context;
+    c->on_queue = IODispatchQueue_OnQueue(c->expect);
+    ((void (*)(OSObject *, OSAction *, uint64_t))impl)(obj, NULL, c->value);
+}
+
+Test(runtime_action, dispatch_method_by_id_on_its_queue)
+{
+    IODispatchQueue *special = NULL;
+    cr_assert_eq(IODispatchQueue_Create("special", 0, 0, &special), kIOReturnSuccess);
+    cr_assert_eq(OSObject_SetDispatchQueue(target, "Special", special), kIOReturnSuccess);
+    struct dispatch_ctx c = { 5, false, queue };
+    cr_assert_eq(OSObject_DispatchMethod(target, Target_Ping_ID, call_ping, &c), kIOReturnSuccess);
+    cr_assert(c.on_queue, "default queue");
+    cr_assert_eq(T.last, 5);
+    c = (struct dispatch_ctx){ 6, false, special };
+    T.expect_queue = special;
+    cr_assert_eq(OSObject_DispatchMethod(target, Target_Special_ID, call_ping, &c), kIOReturnSuccess);
+    cr_assert(c.on_queue, "QUEUENAME queue");
+    cr_assert_eq(T.last, 6);
+    cr_assert_eq(OSObject_DispatchMethod(target, 0x9999, call_ping, &c), kIOReturnUnsupported);
+    OSObject *bare = NULL;
+    cr_assert_eq(OSObject_Alloc(&Target_Class, &bare), kIOReturnSuccess);
+    cr_assert_eq(OSObject_DispatchMethod(bare, Target_Ping_ID, call_ping, &c), kIOReturnNotReady, "no queue");
+    OSObject_Release(bare);
+    OSObject_Release((OSObject *)special);
+}

@@ -153,6 +153,20 @@ DK_API kern_return_t OSObject_CopyDispatchQueue(OSObject *obj, const char *name,
  */
 DK_API IODispatchQueue *OSObject_GetQueueForMethod(OSObject *obj, uint64_t methodID);
 
+/** Calls `impl` (cast to the method's type) with arguments the caller packed in `context`. */
+typedef void (*OSMethodCaller)(OSObject *obj, OSMethodFunction impl, void *context);
+
+/**
+ * Dispatch by message ID, as the host side (and the future IPC server) does: find the
+ * implementation of `methodID` for obj's class, then run `caller(obj, impl, context)` on the
+ * method's queue (QUEUENAME queue if set, else the default queue) and wait for it.
+ *
+ * @return kIOReturnSuccess once caller has run; kIOReturnUnsupported when the class does not
+ *         implement methodID (DriverKit's default _Dispatch answer); kIOReturnNotReady when the
+ *         object has no queue; kIOReturnAborted when the queue was cancelled
+ */
+DK_API kern_return_t OSObject_DispatchMethod(OSObject *obj, uint64_t methodID, OSMethodCaller caller, void *context);
+
 #ifdef __cplusplus
 }
 #endif
