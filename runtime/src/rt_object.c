@@ -295,11 +295,18 @@ IODispatchQueue *rt_object_copy_queue_for_method(OSObject *obj, uint64_t methodI
 {
     if (!obj)
         return NULL;
-    const OSMethod *m = OSClass_FindMethod(obj->meta, methodID);
+    /* QUEUENAME belongs to the method's declaration: an override without one inherits it. */
+    const char *qname = NULL;
+    for (const OSClass *c = obj->meta; c && !qname; c = c->superClass)
+        for (size_t i = 0; c->methods && i < c->methodCount; i++)
+            if (c->methods[i].id == methodID && c->methods[i].queueName) {
+                qname = c->methods[i].queueName;
+                break;
+            }
     pthread_mutex_lock(&queues_lock);
     IODispatchQueue *q = NULL;
-    if (m && m->queueName)
-        q = get_queue_locked(obj, m->queueName);
+    if (qname)
+        q = get_queue_locked(obj, qname);
     if (!q)
         q = get_queue_locked(obj, kIOServiceDefaultQueueName);
     OSObject_Retain((OSObject *)q);

@@ -91,7 +91,7 @@ static kern_return_t TestUC_CopyClientMemoryForType(IOUserClient *self, uint64_t
 }
 
 static const OSMethod TestUC_methods[] = {
-    OS_METHOD_QUEUE(IOUserClient_ExternalMethod_ID, TestUC_ExternalMethod, kIOUserClientQueueNameExternalMethod),
+    OS_METHOD(IOUserClient_ExternalMethod_ID, TestUC_ExternalMethod), /* QUEUENAME inherited */
     OS_METHOD(IOUserClient_CopyClientMemoryForType_ID, TestUC_CopyClientMemoryForType),
 };
 static const OSClass TestUC_Class = { "TestUC", &IOUserClient_Class, sizeof(IOUserClient), NULL, NULL,

@@ -39,7 +39,8 @@ typedef void (*OSMethodFunction)(void);
 typedef struct OSMethod {
     uint64_t id;               /**< `Class_Method_ID` of the method overridden */
     OSMethodFunction function; /**< the implementation, cast to OSMethodFunction */
-    const char *queueName;     /**< QUEUENAME(): run on this named queue; NULL = the default queue */
+    const char *queueName;     /**< QUEUENAME(): run on this named queue; NULL = as declared above
+                                    (an override inherits its superclass's QUEUENAME), else default */
 } OSMethod;
 
 #define OS_METHOD(id, fn) { (id), (OSMethodFunction)(fn), NULL }
