@@ -185,8 +185,8 @@ static void drain_fd(int fd)
     (void)!read(fd, &v, sizeof(v));
 }
 
-kern_return_t IODataQueueDispatchSource_Enqueue(IODataQueueDispatchSource *s, uint32_t size,
-                                                IODataQueueEnqueueFunction fn, void *context)
+static kern_return_t enqueue_common(IODataQueueDispatchSource *s, uint32_t size, bool *notify,
+                                    IODataQueueEnqueueFunction fn, void *context)
 {
     if (!s)
         return kIOReturnBadArgument;
@@ -198,35 +198,69 @@ kern_return_t IODataQueueDispatchSource_Enqueue(IODataQueueDispatchSource *s, ui
     }
     if (r != kIOReturnSuccess)
         return r;
+    /* tail was published seq_cst: either we see the consumer's flag or it sees our entry */
     if (__atomic_load_n(&s->ring.hdr->consumer_waiting, __ATOMIC_SEQ_CST))
-        signal_fd(s->avail_fd);
+        *notify = true;
     return kIOReturnSuccess;
 }
 
+kern_return_t IODataQueueDispatchSource_Enqueue(IODataQueueDispatchSource *s, uint32_t size,
+                                                IODataQueueEnqueueFunction fn, void *context)
+{
+    bool notify = false;
+    kern_return_t r = enqueue_common(s, size, &notify, fn, context);
+    if (notify)
+        signal_fd(s->avail_fd);
+    return r;
+}
+
+kern_return_t IODataQueueDispatchSource_EnqueueWithCoalesce(IODataQueueDispatchSource *s, uint32_t size,
+                                                            bool *sendDataAvailable,
+                                                            IODataQueueEnqueueFunction fn, void *context)
+{
+    if (!sendDataAvailable)
+        return kIOReturnBadArgument;
+    return enqueue_common(s, size, sendDataAvailable, fn, context);
+}
+
 static kern_return_t dequeue_common(IODataQueueDispatchSource *s, IODataQueueDequeueFunction fn, void *context,
-                                    bool remove)
+                                    bool remove, bool *notify)
 {
     if (!s)
         return kIOReturnBadArgument;
     kern_return_t r = rt_ring_dequeue(&s->ring, fn, context, remove);
     if (r != kIOReturnSuccess || !remove)
         return r;
+    /* head was published seq_cst: either we see the producer's flag or it sees the room */
     if (__atomic_load_n(&s->ring.hdr->producer_waiting, __ATOMIC_SEQ_CST) &&
         __atomic_exchange_n(&s->ring.hdr->producer_waiting, 0u, __ATOMIC_SEQ_CST))
-        signal_fd(s->serviced_fd);
+        *notify = true;
     return kIOReturnSuccess;
 }
 
 kern_return_t IODataQueueDispatchSource_Dequeue(IODataQueueDispatchSource *s, IODataQueueDequeueFunction fn,
                                                 void *context)
 {
-    return dequeue_common(s, fn, context, true);
+    bool notify = false;
+    kern_return_t r = dequeue_common(s, fn, context, true, &notify);
+    if (notify)
+        signal_fd(s->serviced_fd);
+    return r;
+}
+
+kern_return_t IODataQueueDispatchSource_DequeueWithCoalesce(IODataQueueDispatchSource *s, bool *sendDataServiced,
+                                                            IODataQueueDequeueFunction fn, void *context)
+{
+    if (!sendDataServiced)
+        return kIOReturnBadArgument;
+    return dequeue_common(s, fn, context, true, sendDataServiced);
 }
 
 kern_return_t IODataQueueDispatchSource_Peek(IODataQueueDispatchSource *s, IODataQueueDequeueFunction fn,
                                              void *context)
 {
-    return dequeue_common(s, fn, context, false);
+    bool unused = false;
+    return dequeue_common(s, fn, context, false, &unused);
 }
 
 bool IODataQueueDispatchSource_IsDataAvailable(IODataQueueDispatchSource *s)

@@ -23,7 +23,7 @@
 #define RT_RING_VERSION 1u
 #define RT_RING_HEADER_SIZE 256u
 #define RT_RING_WRAP 0xffffffffu
-#define RT_RING_MIN_SIZE 16u
+#define RT_RING_MIN_SIZE 32u /* max entry (size / 2 - 8) is then at least 8 bytes */
 #define RT_RING_MAX_SIZE (1u << 30)
 
 struct rt_ring_header {

@@ -410,3 +410,42 @@ Test(runtime_dataqueue, unsealed_memory_refused)
     close(fd);
     OSObject_Release((OSObject *)s);
 }
+
+static bool fd_signalled(int fd)
+{
+    uint64_t v;
+    return read(fd, &v, sizeof(v)) == (ssize_t)sizeof(v); /* the eventfds are non-blocking */
+}
+
+Test(runtime_dataqueue, coalesced_notifications)
+{
+    IODataQueueDispatchSource *s = NULL;
+    cr_assert_eq(IODataQueueDispatchSource_Create(64, NULL, &s), kIOReturnSuccess);
+    int af = IODataQueueDispatchSource_GetDataAvailableFD(s), sf = IODataQueueDispatchSource_GetDataServicedFD(s);
+    size_t len;
+    struct rt_ring_header *h = map_header(s, &len);
+    bool send = false;
+    cr_assert_eq(IODataQueueDispatchSource_EnqueueWithCoalesce(s, 8, &send, NULL, NULL), kIOReturnSuccess);
+    cr_assert_not(send, "nobody waits");
+    __atomic_store_n(&h->consumer_waiting, 1u, __ATOMIC_SEQ_CST); /* the consumer sleeps */
+    cr_assert_eq(IODataQueueDispatchSource_EnqueueWithCoalesce(s, 8, &send, NULL, NULL), kIOReturnSuccess);
+    cr_assert(send);
+    cr_assert_not(fd_signalled(af), "coalesced: not signalled yet");
+    cr_assert_eq(IODataQueueDispatchSource_SendDataAvailable(s), kIOReturnSuccess);
+    cr_assert(fd_signalled(af));
+    cr_assert_eq(IODataQueueDispatchSource_Enqueue(s, 8, NULL, NULL), kIOReturnSuccess);
+    cr_assert(fd_signalled(af), "plain Enqueue signals a waiting consumer");
+
+    while (IODataQueueDispatchSource_Enqueue(s, 8, NULL, NULL) == kIOReturnSuccess)
+        ; /* full: the producer now waits for DataServiced */
+    send = false;
+    cr_assert_eq(IODataQueueDispatchSource_DequeueWithCoalesce(s, &send, NULL, NULL), kIOReturnSuccess);
+    cr_assert(send);
+    cr_assert_not(fd_signalled(sf));
+    send = false;
+    cr_assert_eq(IODataQueueDispatchSource_DequeueWithCoalesce(s, &send, NULL, NULL), kIOReturnSuccess);
+    cr_assert_not(send, "told once per overrun");
+    cr_assert_eq(IODataQueueDispatchSource_EnqueueWithCoalesce(s, 8, NULL, NULL, NULL), kIOReturnBadArgument);
+    munmap(h, len);
+    OSObject_Release((OSObject *)s);
+}

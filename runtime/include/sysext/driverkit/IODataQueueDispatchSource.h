@@ -47,7 +47,7 @@ typedef void (*IODataQueueDequeueFunction)(const void *data, size_t size, void *
 #define kIODataQueueMaxByteCount (1ull << 30)
 
 /**
- * Create a ring with a data area of `queueByteCount` bytes (rounded up to 4; at least 16).
+ * Create a ring with a data area of `queueByteCount` bytes (rounded up to 4; at least 32).
  * @param queue where the source's own work runs; handlers run on their targets' queues
  * @param[out] source +1
  * @return kIOReturnSuccess; kIOReturnBadArgument for a size out of range; kIOReturnNoMemory /
@@ -96,6 +96,18 @@ DK_API kern_return_t IODataQueueDispatchSource_Peek(IODataQueueDispatchSource *s
                                                     IODataQueueDequeueFunction fn, void *context);
 DK_API bool IODataQueueDispatchSource_IsDataAvailable(IODataQueueDispatchSource *source);
 DK_API bool IODataQueueDispatchSource_CanEnqueueData(IODataQueueDispatchSource *source, uint32_t size);
+
+/**
+ * Batching: like Enqueue / Dequeue, but instead of signalling the peer they OR into
+ * `*sendDataAvailable` / `*sendDataServiced` whether it must be told; after a batch, call
+ * SendDataAvailable / SendDataServiced once if the flag is set.
+ */
+DK_API kern_return_t IODataQueueDispatchSource_EnqueueWithCoalesce(IODataQueueDispatchSource *source, uint32_t size,
+                                                                   bool *sendDataAvailable,
+                                                                   IODataQueueEnqueueFunction fn, void *context);
+DK_API kern_return_t IODataQueueDispatchSource_DequeueWithCoalesce(IODataQueueDispatchSource *source,
+                                                                   bool *sendDataServiced,
+                                                                   IODataQueueDequeueFunction fn, void *context);
 
 /** Handlers (TYPE DataAvailable / DataServiced, else kIOReturnBadArgument); NULL removes. */
 DK_API kern_return_t IODataQueueDispatchSource_SetDataAvailableHandler(IODataQueueDispatchSource *source,
