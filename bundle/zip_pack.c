@@ -333,7 +333,7 @@ int sysext_pack(const char *bundle_path, const char *zip_path, unsigned flags)
     r = pack_walk(&st, bundle_path, name, strlen(name), 0);
     if (r < 0)
         goto out;
-    qsort(st.v, st.n, sizeof(*st.v), entry_cmp);
+    sx_qsort(st.v, st.n, sizeof(*st.v), entry_cmp);
 
     dir = sx_path_dirname(zip_path);
     if (!dir || asprintf(&tmp, "%s/.%s.XXXXXX", dir, sx_path_basename(zip_path)) < 0) {

@@ -452,7 +452,7 @@ static int check_all(unpack *u)
 
     char label[LABEL_MAX];
     /* Duplicates, a file/dir/symlink clash, and names equal but for ASCII case. */
-    qsort(u->v, u->n, sizeof(*u->v), by_folded_name);
+    sx_qsort(u->v, u->n, sizeof(*u->v), by_folded_name);
     for (size_t i = 1; i < u->n; i++) {
         const ent *a = &u->v[i - 1], *b = &u->v[i];
         if (strcasecmp(a->name, b->name))
@@ -467,7 +467,7 @@ static int check_all(unpack *u)
         return sx_err(SYSEXT_EUNSAFE, "%s: differs only in case from '%s'", label, a->name);
     }
     /* Nothing below a symlink or a file. */
-    qsort(u->v, u->n, sizeof(*u->v), by_name);
+    sx_qsort(u->v, u->n, sizeof(*u->v), by_name);
     for (size_t i = 0; i < u->n; i++) {
         const char *nm = u->v[i].name;
         for (const char *s = strchr(nm, '/'); s; s = strchr(s + 1, '/')) {

@@ -111,7 +111,7 @@ static int der_dict(plist_t dict, const char *path, unsigned depth, sx_buf *out)
     }
     free(it);
     if (got > 1)
-        qsort(keys, got, sizeof(*keys), cmp_keys);
+        sx_qsort(keys, got, sizeof(*keys), cmp_keys);
     for (uint32_t i = 0; i < got && e >= 0; i++) {
         _sx_cleanup_free_ char *sub = NULL;
         if (asprintf(&sub, "%s%s%s", path, *path ? "." : "", keys[i]) < 0) {

@@ -210,7 +210,7 @@ static int cache_parse(const uint8_t *data, size_t len, const char *what, bool c
     }
     if (sx_reader_left(&r) != 0)
         return sx_err(SYSEXT_EFORMAT, "%s: %zu trailing bytes", what, sx_reader_left(&r));
-    qsort(out->v, out->n, sizeof(*out->v), rec_cmp);
+    sx_qsort(out->v, out->n, sizeof(*out->v), rec_cmp);
     for (size_t i = 1; i < out->n; i++)
         if (strcmp(out->v[i - 1].path, out->v[i].path) == 0)
             return sx_err(SYSEXT_EFORMAT, "%s: duplicate path", what);

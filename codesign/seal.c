@@ -128,7 +128,7 @@ static int walk_dir(walker *w, int dfd, const char *prefix, bool in_r2, unsigned
         }
         nn++;
     }
-    qsort(names, nn, sizeof(*names), cmp_str);
+    sx_qsort(names, nn, sizeof(*names), cmp_str);
     for (size_t i = 0; i < nn && rc == 0; i++) {
         const char *name = names[i];
         char *rel = NULL;
@@ -416,8 +416,8 @@ int sx_seal_build(const sx_seal_options *o, sx_buf *xml_out)
     if ((rc = sx_hash_jobs_run(jobs, njobs, o->threads, o->cache_path, &hs)) < 0)
         goto out;
 
-    qsort(e2, n2, sizeof(*e2), cmp_entry_path);
-    qsort(e1, n1, sizeof(*e1), cmp_entry_path);
+    sx_qsort(e2, n2, sizeof(*e2), cmp_entry_path);
+    sx_qsort(e1, n1, sizeof(*e1), cmp_entry_path);
 
     /* Serialize: every dictionary's keys inserted in sorted order (6.9). */
     root = plist_new_dict();
@@ -682,7 +682,7 @@ static int parse_files(plist_t dict, const char *what, const char *key, sx_seal_
     free(it);
     if (rc < 0)
         return rc;
-    qsort(v, *nout, sizeof(*v), cmp_seal_entry);
+    sx_qsort(v, *nout, sizeof(*v), cmp_seal_entry);
     for (size_t i = 1; i < *nout; i++)
         if (strcmp(v[i - 1].path, v[i].path) == 0)
             return sx_err(SYSEXT_EFORMAT, "%s: %s.%s: duplicate entry", what, key, v[i].path);

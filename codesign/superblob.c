@@ -78,7 +78,7 @@ int sx_superblob_parse(const uint8_t *data, size_t len, const char *what, sx_sup
             goto fail;
         }
         memcpy(sorted, blobs, count * sizeof(*sorted));
-        qsort(sorted, count, sizeof(*sorted), cmp_type);
+        sx_qsort(sorted, count, sizeof(*sorted), cmp_type);
         for (uint32_t i = 1; i < count; i++)
             if (sorted[i].type == sorted[i - 1].type) {
                 uint32_t t = sorted[i].type;
@@ -158,7 +158,7 @@ int sx_superblob_build_magic(uint32_t magic, const sx_blob_ref *blobs, size_t n,
         if (!sorted)
             return sx_err(SYSEXT_ENOMEM, "SuperBlob: out of memory");
         memcpy(sorted, blobs, n * sizeof(*sorted));
-        qsort(sorted, n, sizeof(*sorted), cmp_type);
+        sx_qsort(sorted, n, sizeof(*sorted), cmp_type);
     }
     int e = 0;
     size_t total = 12 + 8 * n;

@@ -181,6 +181,9 @@ static void check_cms(vctx *c, const sx_sigfiles *s, const char *shown, sx_vresu
                 cd0->team_id, leaf_team);
     free(leaf_team);
     v->signing_time = info.signing_time;
+    /* A universal binary has one signature per slice: keep the last slice's chain. */
+    if (v->chain)
+        sk_X509_pop_free(v->chain, X509_free);
     v->chain = info.chain;
     info.chain = NULL;
     v->anchor_is_apple = info.anchor_is_apple;

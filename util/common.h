@@ -40,6 +40,14 @@ static inline void sx_freep(void *p)
         _sx_tmp;                                                                                   \
     })
 
+/* qsort with no work to do: glibc declares the base non-null even for zero elements, and an
+ * empty folder or seal hands us a NULL array. */
+static inline void sx_qsort(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *))
+{
+    if (n > 1)
+        qsort(base, n, size, cmp);
+}
+
 /* A forbidden NULL from a public caller is reported, never dereferenced. */
 #define SX_ASSERT_ARG(x)                                                                           \
     do {                                                                                           \
