@@ -151,6 +151,15 @@ DK_API kern_return_t DKIPC_Send(int sock, const DKIPCMessage *msg);
  * control data truncated, ... are decode errors too). */
 DK_API kern_return_t DKIPC_Recv(int sock, DKIPCObjectTable *table, DKIPCMessage *out, DKIPCError *err);
 
+/* --- The driver's host connection (used by generated KERNEL method stubs) ----------- */
+/* Use `sock` (a SOCK_SEQPACKET to the host; not owned) for DKIPC_HostCall; -1 to unset. */
+DK_API void DKIPC_SetHostConnection(int sock);
+/* Send `call` (its sequence is assigned here) and wait for the Reply with that sequence.
+ * On success `reply` holds it (reply->status is the method's result; caller clears it).
+ * kIOReturnNotReady without a connection, kIOReturnIPCError for a reply that does not match,
+ * else DKIPC_Send / DKIPC_Recv's code. Calls are serialised. */
+DK_API kern_return_t DKIPC_HostCall(DKIPCMessage *call, DKIPCMessage *reply, DKIPCError *err);
+
 /* Name of a message type for logs ("Call"), "?" if unknown. */
 DK_API const char *DKIPCMessageType_Name(unsigned type);
 
