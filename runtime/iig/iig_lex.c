@@ -159,7 +159,7 @@ bool iig_lex_buffer(struct iig_src *s)
             i += 2;
             if (!push(s, TOK_PUNCT, start, i, line, col))
                 return false;
-        } else if (strchr("{}()[];:,*&<>=+-|~!/%^.?", c)) {
+        } else if (c != 0 && strchr("{}()[];:,*&<>=+-|~!/%^.?", c)) {
             i++;
             if (!push(s, TOK_PUNCT, start, i, line, col))
                 return false;
