@@ -386,7 +386,8 @@ static void gen_impl_class(FILE *f, const struct iig_class *c)
                     m->name);
     }
     fprintf(f, "    default:\n        DKIPCMessage_Init(reply, kDKIPCReply, msg->objectID, msg->methodID, msg->sequence);\n"
-               "        reply->status = kIOReturnUnsupported;\n        return kIOReturnUnsupported;\n    }\n}\n");
+               "        reply->status = kIOReturnUnsupported;\n        return kIOReturnUnsupported;\n    }\n}\n"
+               "DKIPC_DISPATCH_REGISTER(%s_Class, %s_Dispatch)\n", C, C);
 }
 
 /* "Foo.iig" -> "Foo.h"; other names unchanged. Owned. */

@@ -103,6 +103,7 @@ Test(iig_compiler, golden_test_driver)
     HAS(c, ".superClass = &IOService_Class,");
     HAS(c, ".init = TestDriver_init_thunk,");
     HAS(c, "OS_CLASS_REGISTER(TestDriver_Class)");
+    HAS(c, "DKIPC_DISPATCH_REGISTER(TestDriver_Class, TestDriver_Dispatch)");
     HAS(c, "return OSAction_Invoke(action, TestDriver_Ping_ID, TestDriver_Ping_Invoker, &a, sizeof(a));");
     HAS(c, "OSAction_Create((OSObject *)self, TestDriver_OnPing_ID, TestDriver_Ping_ID, NULL, referenceSize, action);");
     HAS(c, "r = DKIPC_HostCall(&msg, &reply, NULL);");

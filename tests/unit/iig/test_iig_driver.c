@@ -253,3 +253,89 @@ Test(iig_driver, kernel_method_goes_to_the_host)
     /* KERNEL methods are not in the driver's method table */
     cr_assert_null(OSClass_FindMethod(&TestDriver_Class, TestDriver_HostLog_ID));
 }
+
+/* The whole lifecycle over the socketpair through DKIPC_HandleMessage, as a driver process
+ * serves its host: Create, Start with a provider, Call, Terminate, Free. */
+static kern_return_t serve(DKIPCObjectTable *t, DKIPCMessage *m, DKIPCMessage *reply)
+{
+    cr_assert_eq(DKIPC_Send(sv[0], m), kIOReturnSuccess);
+    DKIPCMessage_Clear(m);
+    DKIPCMessage in, out;
+    DKIPCError e;
+    kern_return_t r = DKIPC_Recv(sv[1], t, &in, &e);
+    if (r != kIOReturnSuccess) {
+        DKIPCMessage_Init(reply, kDKIPCReply, 0, 0, 0);
+        reply->status = r;
+        return r;
+    }
+    r = DKIPC_HandleMessage(t, &in, &out);
+    cr_assert_eq(out.status, r);
+    cr_assert_eq(DKIPC_Send(sv[1], &out), kIOReturnSuccess);
+    DKIPCMessage_Clear(&in);
+    DKIPCMessage_Clear(&out);
+    cr_assert_eq(DKIPC_Recv(sv[0], NULL, reply, &e), kIOReturnSuccess, "%s", e.message);
+    return r;
+}
+
+Test(iig_driver, lifecycle_over_ipc)
+{
+    DKIPCObjectTable *t = DKIPCObjectTable_Create();
+    cr_assert_eq(DKIPCObjectTable_Add(t, 1, (OSObject *)root), kIOReturnSuccess); /* the provider it was given */
+    DKIPCMessage m, reply;
+
+    DKIPCMessage_Init(&m, kDKIPCCreate, 500, 0, 1);
+    DKIPCMessage_AddString(&m, "NoSuchClass");
+    cr_assert_eq(serve(t, &m, &reply), kIOReturnNotFound);
+    DKIPCMessage_Clear(&reply);
+
+    DKIPCMessage_Init(&m, kDKIPCCreate, 500, 0, 2);
+    DKIPCMessage_AddString(&m, "TestDriver");
+    cr_assert_eq(serve(t, &m, &reply), kIOReturnSuccess);
+    DKIPCMessage_Clear(&reply);
+    IOService *svc = OSDynamicCast(IOService, DKIPCObjectTable_Lookup(t, 500));
+    cr_assert_not_null(svc);
+    cr_assert_eq(OSObject_GetClass((OSObject *)svc), &TestDriver_Class);
+
+    DKIPCMessage_Init(&m, kDKIPCStart, 500, 0, 3);
+    DKIPCMessage_AddObject(&m, 2); /* not given: refused by the decoder */
+    cr_assert_eq(serve(t, &m, &reply), kIOReturnNotFound);
+    DKIPCMessage_Clear(&reply);
+
+    DKIPCMessage_Init(&m, kDKIPCStart, 500, 0, 4);
+    DKIPCMessage_AddObject(&m, 1);
+    cr_assert_eq(serve(t, &m, &reply), kIOReturnSuccess);
+    DKIPCMessage_Clear(&reply);
+    cr_assert_eq(IOService_GetProvider(svc), root);
+    cr_assert(IOService_IsRegistered(svc));
+
+    cr_assert_eq(TestDriver_Add_Marshal(&m, 500, 5, 20, 22), kIOReturnSuccess);
+    cr_assert_eq(serve(t, &m, &reply), kIOReturnSuccess);
+    uint64_t sum = 0;
+    cr_assert_eq(DKIPCMessage_GetU64(&reply, 0, &sum), kIOReturnSuccess);
+    cr_assert_eq(sum, 42u);
+    cr_assert_eq(reply.sequence, 5u);
+    DKIPCMessage_Clear(&reply);
+
+    /* a method of the superclass that no generated class declares */
+    DKIPCMessage_Init(&m, kDKIPCCall, 500, IOService_NewUserClient_ID, 6);
+    cr_assert_eq(serve(t, &m, &reply), kIOReturnUnsupported);
+    DKIPCMessage_Clear(&reply);
+
+    DKIPCMessage_Init(&m, kDKIPCTerminate, 500, 0, 7);
+    cr_assert_eq(serve(t, &m, &reply), kIOReturnSuccess);
+    DKIPCMessage_Clear(&reply);
+    for (int i = 0; i < 500 && IOService_GetState(svc) != kIOServiceStateStopped; i++)
+        usleep(2000);
+    cr_assert_eq(IOService_GetState(svc), kIOServiceStateStopped);
+
+    int frees = TestDriver_frees;
+    DKIPCMessage_Init(&m, kDKIPCFree, 500, 0, 8);
+    cr_assert_eq(serve(t, &m, &reply), kIOReturnSuccess);
+    DKIPCMessage_Clear(&reply);
+    cr_assert_eq(TestDriver_frees, frees + 1, "the last reference was the table's");
+
+    DKIPCMessage_Init(&m, kDKIPCCall, 500, TestDriver_Add_ID, 9);
+    cr_assert_eq(serve(t, &m, &reply), kIOReturnNotFound, "a freed id cannot be named");
+    DKIPCMessage_Clear(&reply);
+    DKIPCObjectTable_Free(t);
+}

@@ -160,6 +160,27 @@ DK_API void DKIPC_SetHostConnection(int sock);
  * else DKIPC_Send / DKIPC_Recv's code. Calls are serialised. */
 DK_API kern_return_t DKIPC_HostCall(DKIPCMessage *call, DKIPCMessage *reply, DKIPCError *err);
 
+/* --- The driver side: per-class dispatch and the host-message handler ----------------- */
+/* A generated Class_Dispatch: decode a Call on obj, run it, fill `reply` (always initialised). */
+typedef kern_return_t (*DKIPCDispatchFunction)(OSObject *obj, const DKIPCMessage *msg, DKIPCMessage *reply);
+/* Register the dispatch of a class (generated code does this at load time, DKIPC_DISPATCH_REGISTER).
+ * kIOReturnPortExists if the class already has another one, kIOReturnNoResources past 256 classes. */
+DK_API kern_return_t DKIPC_RegisterDispatch(const OSClass *cls, DKIPCDispatchFunction fn);
+#define DKIPC_DISPATCH_REGISTER(cls, fn)                                                           \
+    __attribute__((constructor)) static void cls##_dispatch_register_ctor(void)                    \
+    {                                                                                              \
+        (void)DKIPC_RegisterDispatch(&cls, fn);                                                    \
+    }
+/* Run a Call on obj through the registered dispatch of its class, falling back to the
+ * superclasses' for methods a class does not declare; kIOReturnUnsupported if none has it. */
+DK_API kern_return_t DKIPC_DispatchCall(OSObject *obj, const DKIPCMessage *msg, DKIPCMessage *reply);
+/* Handle one decoded host message and build the Reply to send back (always initialised; the
+ * caller clears it). Create (arg: class name STRING; objectID = the id the host names it by)
+ * instantiates the IOService subclass and adds it to `table`; Start (arg: provider OBJECT,
+ * optional) runs IOService_HostStart; Stop / Terminate run IOService_Terminate; Free removes
+ * the id from the table; Call goes to DKIPC_DispatchCall. Returns the reply's status. */
+DK_API kern_return_t DKIPC_HandleMessage(DKIPCObjectTable *table, const DKIPCMessage *msg, DKIPCMessage *reply);
+
 /* Name of a message type for logs ("Call"), "?" if unknown. */
 DK_API const char *DKIPCMessageType_Name(unsigned type);
 
