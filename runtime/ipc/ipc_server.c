@@ -114,6 +114,9 @@ static kern_return_t handle(DKIPCObjectTable *table, const DKIPCMessage *msg, DK
     case kDKIPCCall:
         if (!obj)
             return kIOReturnNotFound;
+        /* the lifecycle goes through Start/Stop/Terminate, which keep the service's state */
+        if (msg->methodID == IOService_Start_ID || msg->methodID == IOService_Stop_ID)
+            return kIOReturnNotPermitted;
         return kIOReturnSuccess; /* handled by the caller */
     default:
         return kIOReturnUnsupported;

@@ -316,6 +316,11 @@ Test(iig_driver, lifecycle_over_ipc)
     cr_assert_eq(reply.sequence, 5u);
     DKIPCMessage_Clear(&reply);
 
+    /* Start as a plain Call would bypass the lifecycle: refused */
+    cr_assert_eq(TestDriver_Start_Marshal(&m, 500, 55, root), kIOReturnSuccess);
+    cr_assert_eq(serve(t, &m, &reply), kIOReturnNotPermitted);
+    DKIPCMessage_Clear(&reply);
+
     /* a method of the superclass that no generated class declares */
     DKIPCMessage_Init(&m, kDKIPCCall, 500, IOService_NewUserClient_ID, 6);
     cr_assert_eq(serve(t, &m, &reply), kIOReturnUnsupported);

@@ -178,7 +178,8 @@ DK_API kern_return_t DKIPC_DispatchCall(OSObject *obj, const DKIPCMessage *msg, 
  * caller clears it). Create (arg: class name STRING; objectID = the id the host names it by)
  * instantiates the IOService subclass and adds it to `table`; Start (arg: provider OBJECT,
  * optional) runs IOService_HostStart; Stop / Terminate run IOService_Terminate; Free removes
- * the id from the table; Call goes to DKIPC_DispatchCall. Returns the reply's status. */
+ * the id from the table; Call goes to DKIPC_DispatchCall (except IOService::Start/Stop:
+ * kIOReturnNotPermitted, they are lifecycle messages). Returns the reply's status. */
 DK_API kern_return_t DKIPC_HandleMessage(DKIPCObjectTable *table, const DKIPCMessage *msg, DKIPCMessage *reply);
 
 /* Name of a message type for logs ("Call"), "?" if unknown. */
