@@ -246,6 +246,9 @@ static void gen_impl_method(FILE *f, const struct iig_class *c, const struct iig
                            "        c.%s = OSDynamicCast(%s, o); /* an object of another class is refused */\n"
                            "        if (!c.%s)\n            return kIOReturnBadArgument;\n    }\n",
                         ai++, p->name, p->cls, p->name);
+                if (p->typeAttr && strcmp(p->cls, "OSAction") == 0)
+                    fprintf(f, "    if (OSAction_GetTypeID(c.%s) != %s_ID) /* TYPE(...) on the parameter */\n"
+                               "        return kIOReturnBadArgument;\n", p->name, p->typeAttr);
                 break;
             case P_BYTES:
                 fprintf(f, "    {\n        const void *d = NULL;\n        size_t n = 0;\n"

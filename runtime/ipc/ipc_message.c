@@ -230,6 +230,8 @@ kern_return_t DKIPCMessage_Decode(const uint8_t *data, size_t len, const int *fd
         memset(err, 0, sizeof(*err));
     /* take the descriptors first so that every error path closes them */
     out->ownsFDs = true;
+    if (!fds)
+        fdCount = 0;
     size_t keep = fdCount < DK_IPC_MAX_FDS ? fdCount : DK_IPC_MAX_FDS;
     for (size_t i = 0; i < fdCount; i++) {
         if (i < keep)

@@ -112,6 +112,11 @@ kern_return_t TestDriver_ArmPing_Impl(TestDriver *self)
     return TestDriver_CreateActionOnPing(self, 0, &self->ivars->action);
 }
 
+kern_return_t TestDriver_SetCallback_Impl(TestDriver *self, OSAction *cb)
+{
+    return OSAction_GetTypeID(cb) == TestDriver_Ping_ID ? kIOReturnSuccess : kIOReturnInternalError;
+}
+
 uint32_t TestDriver_Counter(TestDriver *self)
 {
     return self->ivars->counter;

@@ -210,6 +210,28 @@ Test(iig_driver, typed_action)
         usleep(2000);
     cr_assert_eq(__atomic_load_n(&TestDriver_pings, __ATOMIC_SEQ_CST), before + 1, "only the right type ran");
     cr_assert_eq(TestDriver_lastPing, 77u);
+
+    /* an OSAction parameter declared TYPE(TestDriver::Ping): an action of another type is refused
+     * by the generated dispatch before the implementation runs */
+    OSAction *pong = NULL;
+    cr_assert_eq(OSAction_Create((OSObject *)drv, TestDriver_Pong_ID, TestDriver_Pong_ID, NULL, 0, &pong),
+                 kIOReturnSuccess);
+    cr_assert_eq(DKIPCObjectTable_Add(table, OSObject_GetID((OSObject *)a), (OSObject *)a), kIOReturnSuccess);
+    cr_assert_eq(DKIPCObjectTable_Add(table, OSObject_GetID((OSObject *)pong), (OSObject *)pong), kIOReturnSuccess);
+    cr_assert_eq(TestDriver_SetCallback_Marshal(&call, drv_id(), 12, a), kIOReturnSuccess);
+    cr_assert_eq(round_trip(&call, &reply), kIOReturnSuccess);
+    cr_assert_eq(reply.status, kIOReturnSuccess);
+    DKIPCMessage_Clear(&call);
+    DKIPCMessage_Clear(&reply);
+    cr_assert_eq(TestDriver_SetCallback_Marshal(&call, drv_id(), 13, pong), kIOReturnSuccess);
+    cr_assert_eq(round_trip(&call, &reply), kIOReturnBadArgument);
+    cr_assert_eq(reply.status, kIOReturnBadArgument);
+    DKIPCMessage_Clear(&call);
+    DKIPCMessage_Clear(&reply);
+    DKIPCObjectTable_Remove(table, OSObject_GetID((OSObject *)pong));
+    DKIPCObjectTable_Remove(table, OSObject_GetID((OSObject *)a));
+    OSAction_Cancel(pong, NULL, NULL);
+    OSObject_Release((OSObject *)pong);
 }
 
 static void *host_thread(void *arg)
