@@ -139,6 +139,20 @@ static const IOUSBInterfaceDescriptor *find_interface(const IOUSBConfigurationDe
     return NULL;
 }
 
+bool rt_usb_config_valid(const uint8_t *cfg, size_t len)
+{
+    if (!cfg || len < 9 || len > 0xffff || cfg[1] != kIOUSBDescriptorTypeConfiguration || cfg[0] < 9 ||
+        cfg[0] > len || (size_t)(cfg[2] | cfg[3] << 8) != len)
+        return false;
+    /* every descriptor lies inside wTotalLength, none shorter than its header */
+    for (size_t off = cfg[0]; off < len;) {
+        if (len - off < 2 || cfg[off] < 2 || cfg[off] > len - off)
+            return false;
+        off += cfg[off];
+    }
+    return true;
+}
+
 /* ---------------------------------------------------------------- the core: lock, thread, requests */
 
 static void core_wake(usb_core *c)
@@ -495,15 +509,8 @@ static kern_return_t read_descriptors(IOUSBHostDevice *d)
         return kIOReturnNoMemory;
     r = dev_control(d, 0x80, kIOUSBDeviceRequestGetDescriptor, 0x0200, 0, total, NULL, cfg, &n,
                     USB_CTRL_TIMEOUT_MS);
-    if (r == kIOReturnSuccess && (n != total || cfg[0] < 9 || cfg[0] > total || (cfg[2] | cfg[3] << 8) != total))
+    if (r == kIOReturnSuccess && (n != total || !rt_usb_config_valid(cfg, total)))
         r = kIOReturnDeviceError;
-    /* every descriptor must lie inside wTotalLength */
-    for (size_t off = cfg[0]; r == kIOReturnSuccess && off < total;) {
-        if (total - off < 2 || cfg[off] < 2 || cfg[off] > total - off)
-            r = kIOReturnDeviceError;
-        else
-            off += cfg[off];
-    }
     if (r != kIOReturnSuccess) {
         free(cfg);
         return r;

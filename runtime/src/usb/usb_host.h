@@ -38,6 +38,10 @@ DK_API kern_return_t IOUSBHostDevice_HostCreateInterface(IOUSBHostDevice *device
  * completes whatever was still pending). Idempotent. Not from a family completion.
  */
 DK_API void IOUSBHostDevice_HostDetach(IOUSBHostDevice *device);
+/** A configuration descriptor as the device sent it (`len` bytes) is safe for the descriptor
+ *  helpers: type 2, wTotalLength == len, every descriptor at least 2 bytes and inside it. */
+bool rt_usb_config_valid(const uint8_t *cfg, size_t len);
+
 /** Requests in the transport (all pipes and control), for tests. */
 DK_API uint32_t IOUSBHostDevice_HostPendingCount(IOUSBHostDevice *device);
 
