@@ -535,8 +535,21 @@ Test(usbfam, abort_completes_pending_asyncio_with_aborted)
     cr_assert_eq(memcmp((void *)(uintptr_t)seg.address, "ping", 4), 0);
     /* a synchronous IN with nothing to read times out */
     cr_assert_eq(IOUSBHostPipe_IO(in, (IOMemoryDescriptor *)b[2], 512, &n, 100), kIOReturnTimeout);
+    /* ... and so does an asynchronous one, through its completion */
+    pthread_mutex_lock(&cnt.m);
+    cnt.custom = kIOReturnTimeout;
+    cnt.customN = 0;
+    pthread_mutex_unlock(&cnt.m);
+    cr_assert_eq(IOUSBHostPipe_AsyncIO(in, (IOMemoryDescriptor *)b[3], 512, act, 50), kIOReturnSuccess);
+    cr_assert(rt_counter_wait(&cnt_events, 10, 3000));
+    cr_assert_eq(cnt.customN, 1, "kIOReturnTimeout");
 
+    /* Close aborts what is still pending on the interface's pipes */
+    cr_assert_eq(IOUSBHostPipe_AsyncIO(in, (IOMemoryDescriptor *)b[4], 512, act, 0), kIOReturnSuccess);
     cr_assert_eq(IOUSBHostInterface_Close(at.intf, client, 0), kIOReturnSuccess);
+    cr_assert(rt_counter_wait(&cnt_events, 11, 3000));
+    cr_assert_eq(cnt.aborted, 9);
+    cr_assert_eq(cnt.other, 0);
     cr_assert_eq(IOUSBHostPipe_IO(out, (IOMemoryDescriptor *)b[1], 4, &n, 2000), kIOReturnNotOpen,
                  "a pipe of a closed interface is dead");
     OSAction_Cancel(act, NULL, NULL);
