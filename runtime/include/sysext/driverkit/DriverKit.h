@@ -12,5 +12,8 @@
 #include <sysext/driverkit/IODataQueueDispatchSource.h>
 #include <sysext/driverkit/IOService.h>
 #include <sysext/driverkit/IOUserClient.h>
+#include <sysext/driverkit/usb/IOUSBHostDevice.h>
+#include <sysext/driverkit/usb/IOUSBHostPipe.h>
+#include <sysext/driverkit/usb/IOUSBHostInterface.h>
 
 #endif
