@@ -341,7 +341,11 @@ static int put_entry(sx_buf *b, plist_t e, const char *prefix, bool last, unsign
         }
         free_keys(keys, nk);
         if (rc == 0)
-            rc = sx_buf_printf(b, "%s%s}\n%s%s\n", cp, bar, cp, nd + nc ? "|" : "");
+            rc = sx_buf_printf(b, "%s%s}\n%s%s", cp, bar, cp, nd + nc ? "|" : "");
+        while (rc == 0 && b->len && b->data[b->len - 1] == ' ') /* no trailing blanks */
+            b->data[--b->len] = 0;
+        if (rc == 0)
+            rc = sx_buf_putc(b, '\n');
     }
     for (uint32_t i = 0; rc == 0 && i < nd; i++)
         rc = put_driver(b, cp, i + 1 == nd && nc == 0, plist_array_get_item(drivers, i));
