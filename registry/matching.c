@@ -477,9 +477,9 @@ int sx_personality_set_add_bundle(sx_personality_set *set, const char *bundle_id
 
 static bool same_driver(const sx_binding *b, const sx_match *m)
 {
-    return strcmp(b->bundle_id, m->personality->bundle_id) == 0 &&
-           strcmp(b->bundle_version, m->personality->bundle_version) == 0 &&
-           strcmp(b->personality, m->personality->name) == 0;
+    return strcmp0(b->bundle_id, m->personality->bundle_id) == 0 &&
+           strcmp0(b->bundle_version, m->personality->bundle_version) == 0 &&
+           strcmp0(b->personality, m->personality->name) == 0;
 }
 
 static const char *pstr(const sx_personality *p, const char *key)

@@ -2,7 +2,7 @@
  * nubs, IOKit style, with Apple's USB matching rules.
  *
  * For one personality and one nub (sx_match_personality):
- *  1. IOProviderClass must be a string equal to the nub's class.
+ *  1. IOProviderClass must be a string equal to the nub's class (exactly: no superclasses).
  *  2. IOResourceMatch, if present, must be a string naming a resource published on IOResources.
  *  3. IOPropertyMatch, if present, must be a dictionary whose every key is present in the nub's
  *     properties with an equal value.
