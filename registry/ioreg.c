@@ -85,6 +85,56 @@ static int check_entry(plist_t e, const char *path, int depth)
     return 0;
 }
 
+/* Strings with an embedded NUL (possible in XML and binary plists) make libplist's
+ * plist_get_string_val assert, and would be cut short when printed: refuse them anywhere in the
+ * document, as well as nesting deeper than the renderers go. */
+static int check_strings(plist_t v, int depth)
+{
+    if (depth > IOREG_MAX_DEPTH + IOREG_MAX_VALUE_DEPTH)
+        return sx_err(SYSEXT_ELIMIT, "registry snapshot: values nested deeper than %d",
+                      IOREG_MAX_DEPTH + IOREG_MAX_VALUE_DEPTH);
+    switch (plist_get_node_type(v)) {
+    case PLIST_STRING:
+    case PLIST_KEY: {
+        uint64_t n = 0;
+        const char *s = plist_get_string_ptr(v, &n);
+        if (!s || strlen(s) != n)
+            return sx_err(SYSEXT_EFORMAT, "registry snapshot: a string contains a NUL byte");
+        return 0;
+    }
+    case PLIST_ARRAY: {
+        uint32_t n = plist_array_get_size(v);
+        for (uint32_t i = 0; i < n; i++) {
+            int rc = check_strings(plist_array_get_item(v, i), depth + 1);
+            if (rc < 0)
+                return rc;
+        }
+        return 0;
+    }
+    case PLIST_DICT: {
+        plist_dict_iter it = NULL;
+        plist_dict_new_iter(v, &it);
+        if (!it)
+            return sx_err(SYSEXT_ENOMEM, "out of memory");
+        int rc = 0;
+        for (;;) {
+            char *k = NULL;
+            plist_t c = NULL;
+            plist_dict_next_item(v, it, &k, &c);
+            if (!k)
+                break;
+            free(k);
+            if (rc == 0)
+                rc = check_strings(c, depth + 1);
+        }
+        free(it);
+        return rc;
+    }
+    default:
+        return 0;
+    }
+}
+
 static int parse_snapshot(const void *data, size_t len, plist_t *out)
 {
     *out = NULL;
@@ -97,8 +147,8 @@ static int parse_snapshot(const void *data, size_t len, plist_t *out)
     plist_from_memory(data, (uint32_t)len, &doc);
     if (!doc)
         return sx_err(SYSEXT_EFORMAT, "registry snapshot: not a binary or XML plist");
-    int rc = 0;
-    if (plist_get_node_type(doc) != PLIST_DICT)
+    int rc = check_strings(doc, 0);
+    if (rc == 0 && plist_get_node_type(doc) != PLIST_DICT)
         rc = sx_err(SYSEXT_EFORMAT, "registry snapshot: the top level is not a dictionary");
     if (rc == 0)
         rc = check_type(doc, "SXRegistrySnapshotVersion", PLIST_UINT, true, "(top)");

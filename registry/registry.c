@@ -344,6 +344,9 @@ int sx_registry_add_nub(sx_registry *reg, sx_nub *parent, const char *class_name
     SX_ASSERT_ARG(reg);
     SX_ASSERT_ARG(class_name);
     SX_ASSERT_ARG(name);
+    if (parent && (parent->registry != reg || (parent->state & SX_NUB_TERMINATED)))
+        return sx_err(SYSEXT_EINVAL, "registry: parent 0x%llx is terminated or foreign",
+                      (unsigned long long)parent->id);
     sx_nub *n = NULL;
     int rc = nub_new(reg, parent ? parent : reg->root, class_name, name, props, &n);
     if (rc < 0)

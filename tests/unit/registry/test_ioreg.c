@@ -206,3 +206,18 @@ Test(ioreg, sysextctl_ioreg)
     const char *a4[] = {"sysextctl", "ioreg", "--snapshot", path, NULL};
     cr_assert_eq(run_cli(a4, out, sizeof(out)), 2);
 }
+
+Test(ioreg, string_with_nul_is_refused)
+{
+    /* found by fuzz_registry_snapshot: libplist asserts on such strings in JSON conversion */
+    static const char xml[] = HEAD "<key>SXRegistrySnapshotVersion</key><integer>1</integer>"
+                                   "<key>IORegistryRoot</key><dict>"
+                                   "<key>IORegistryEntryName</key><string>Ro\0ot</string>"
+                                   "<key>IOObjectClass</key><string>IORegistryEntry</string>"
+                                   "<key>IORegistryEntryID</key><integer>1</integer></dict>" TAIL;
+    char *t = NULL;
+    int rc = sysext_ioreg_render(xml, sizeof(xml) - 1, SYSEXT_OUTPUT_JSON, &t);
+    cr_assert(rc == SYSEXT_EFORMAT, "rc %d: %s", rc, sx_errmsg());
+    cr_assert(strstr(sx_errmsg(), "a string contains a NUL byte"), "%s", sx_errmsg());
+    cr_assert_null(t);
+}

@@ -430,3 +430,36 @@ Test(matching, better_new_extension_takes_over)
     plist_free(b);
     sx_personality_set_free(&set);
 }
+
+Test(matching, other_classes_and_property_match)
+{
+    sx_nub *n = NULL;
+    plist_t props = fx_dict("u:vendor-id", 5, "s:model", "X", NULL);
+    cr_assert_eq(sx_registry_add_nub(reg, NULL, "SXTestNub", "test", props, &n), 0);
+    plist_free(props);
+    sx_match m;
+    cr_assert_eq(match(n, fx_dict("s:IOProviderClass", "SXTestNub", "u:IOProbeScore", 7, NULL), &m),
+                 1);
+    cr_assert_eq(m.base_score, 0);
+    cr_assert_eq(m.score, 7);
+    plist_t d = fx_dict("s:IOProviderClass", "SXTestNub", NULL);
+    plist_dict_set_item(d, "IOPropertyMatch", fx_dict("u:vendor-id", 5, "s:model", "X", NULL));
+    cr_assert_eq(match(n, d, &m), 1);
+    d = fx_dict("s:IOProviderClass", "SXTestNub", NULL);
+    plist_dict_set_item(d, "IOPropertyMatch", fx_dict("u:vendor-id", 6, NULL));
+    cr_assert_eq(match(n, d, &m), 0);
+    d = fx_dict("s:IOProviderClass", "SXTestNub", NULL);
+    plist_dict_set_item(d, "IOPropertyMatch", fx_dict("s:vendor-id", "5", NULL));
+    cr_assert_eq(match(n, d, &m), 0, "types must agree");
+    /* an array of dictionaries: any one */
+    d = fx_dict("s:IOProviderClass", "SXTestNub", NULL);
+    plist_t arr = plist_new_array();
+    plist_array_append_item(arr, fx_dict("u:vendor-id", 6, NULL));
+    plist_array_append_item(arr, fx_dict("s:model", "X", NULL));
+    plist_dict_set_item(d, "IOPropertyMatch", arr);
+    cr_assert_eq(match(n, d, &m), 1);
+    /* terminated nubs match nothing and take no children */
+    cr_assert_eq(sx_registry_terminate(reg, n), 0);
+    cr_assert_eq(match(n, fx_dict("s:IOProviderClass", "SXTestNub", NULL), &m), 0);
+    cr_assert_eq(sx_registry_add_nub(reg, n, "SXTestNub", "child", NULL, NULL), SYSEXT_EINVAL);
+}
