@@ -118,12 +118,10 @@ static int check_strings(plist_t v, int depth)
             return sx_err(SYSEXT_ENOMEM, "out of memory");
         int rc = 0;
         for (;;) {
-            char *k = NULL;
             plist_t c = NULL;
-            plist_dict_next_item(v, it, &k, &c);
-            if (!k)
+            plist_dict_next_item(v, it, NULL, &c); /* keys are not read: see check_raw_strings */
+            if (!c)
                 break;
-            free(k);
             if (rc == 0)
                 rc = check_strings(c, depth + 1);
         }
@@ -135,6 +133,90 @@ static int check_strings(plist_t v, int depth)
     }
 }
 
+static uint64_t be(const uint8_t *p, size_t n)
+{
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* libplist 2.2 asserts (aborts) when a dictionary key holds a NUL byte, and offers no way to
+ * read a key's length without that assertion. So before parsing, refuse inputs whose strings
+ * could hold one: for a binary plist, every ASCII or UTF-16 string object is scanned through
+ * the offset table; for XML, raw NUL bytes and character references to U+0000. */
+static int check_raw_strings(const uint8_t *d, size_t len)
+{
+    if (len >= 8 && memcmp(d, "bplist00", 8) == 0) {
+        if (len < 8 + 32)
+            return sx_err(SYSEXT_EFORMAT, "registry snapshot: binary plist shorter than its trailer");
+        const uint8_t *t = d + len - 32;
+        size_t osz = t[6];
+        uint64_t nobj = be(t + 8, 8), table = be(t + 24, 8);
+        size_t tbytes;
+        if (osz < 1 || osz > 8 || nobj > len || table > len ||
+            SX_MUL_OVERFLOW((size_t)nobj, osz, &tbytes) || tbytes > len - table)
+            return sx_err(SYSEXT_EFORMAT, "registry snapshot: binary plist trailer out of bounds");
+        for (uint64_t i = 0; i < nobj; i++) {
+            uint64_t off = be(d + table + i * osz, osz);
+            if (off >= len)
+                return sx_err(SYSEXT_EFORMAT,
+                              "registry snapshot: object %" PRIu64 " at offset %" PRIu64
+                              " is out of bounds", i, off);
+            uint8_t m = d[off];
+            if ((m >> 4) != 5 && (m >> 4) != 6)
+                continue;
+            uint64_t count = m & 0x0f, start = off + 1;
+            if (count == 0x0f) {
+                if (start >= len || (d[start] >> 4) != 1 || (d[start] & 0x0f) > 3)
+                    return sx_err(SYSEXT_EFORMAT,
+                                  "registry snapshot: string at offset %" PRIu64
+                                  " has a bad length", off);
+                size_t isz = (size_t)1 << (d[start] & 0x0f);
+                if (len - start - 1 < isz)
+                    return sx_err(SYSEXT_EFORMAT, "registry snapshot: string at offset %" PRIu64
+                                  " is truncated", off);
+                count = be(d + start + 1, isz);
+                start += 1 + isz;
+            }
+            uint64_t unit = (m >> 4) == 6 ? 2 : 1;
+            if (count > (len - start) / unit)
+                return sx_err(SYSEXT_EFORMAT, "registry snapshot: string at offset %" PRIu64
+                              " is truncated", off);
+            for (uint64_t k = 0; k < count; k++) {
+                bool nul = unit == 1 ? d[start + k] == 0
+                                     : d[start + 2 * k] == 0 && d[start + 2 * k + 1] == 0;
+                if (nul)
+                    return sx_err(SYSEXT_EFORMAT,
+                                  "registry snapshot: string at offset %" PRIu64
+                                  " contains a NUL", off);
+            }
+        }
+        return 0;
+    }
+    if (memchr(d, 0, len))
+        return sx_err(SYSEXT_EFORMAT, "registry snapshot: XML with a NUL byte at offset %zu",
+                      (size_t)((const uint8_t *)memchr(d, 0, len) - d));
+    for (size_t i = 0; i + 2 < len; i++) {
+        if (d[i] != '&' || d[i + 1] != '#')
+            continue;
+        size_t j = i + 2;
+        bool hex = j < len && (d[j] == 'x' || d[j] == 'X');
+        if (hex)
+            j++;
+        bool nonzero = false, digits = false;
+        for (; j < len && j < i + 16 && d[j] != ';'; j++) {
+            if (d[j] != '0')
+                nonzero = true;
+            digits = true;
+        }
+        if (digits && !nonzero)
+            return sx_err(SYSEXT_EFORMAT, "registry snapshot: XML character reference to U+0000 "
+                          "at offset %zu", i);
+    }
+    return 0;
+}
+
 static int parse_snapshot(const void *data, size_t len, plist_t *out)
 {
     *out = NULL;
@@ -143,6 +225,9 @@ static int parse_snapshot(const void *data, size_t len, plist_t *out)
                       IOREG_MAX_SNAPSHOT);
     if (len < 8)
         return sx_err(SYSEXT_EFORMAT, "registry snapshot: %zu bytes is not a plist", len);
+    int crc = check_raw_strings(data, len);
+    if (crc < 0)
+        return crc;
     plist_t doc = NULL;
     plist_from_memory(data, (uint32_t)len, &doc);
     if (!doc)

@@ -218,6 +218,18 @@ Test(ioreg, string_with_nul_is_refused)
     char *t = NULL;
     int rc = sysext_ioreg_render(xml, sizeof(xml) - 1, SYSEXT_OUTPUT_JSON, &t);
     cr_assert(rc == SYSEXT_EFORMAT, "rc %d: %s", rc, sx_errmsg());
-    cr_assert(strstr(sx_errmsg(), "a string contains a NUL byte"), "%s", sx_errmsg());
+    cr_assert(strstr(sx_errmsg(), "XML with a NUL byte at offset 192"), "%s", sx_errmsg());
     cr_assert_null(t);
+    static const char ref[] = HEAD "<key>SXRegistrySnapshotVersion</key><integer>1</integer>"
+                                   "<key>a&#x00;b</key><string>x</string>" TAIL;
+    cr_assert_eq(sysext_ioreg_render(ref, sizeof(ref) - 1, 0, &t), SYSEXT_EFORMAT);
+    cr_assert(strstr(sx_errmsg(), "character reference to U+0000"), "%s", sx_errmsg());
+    /* a binary plist whose dictionary key holds a NUL (libplist would abort reading it) */
+    uint8_t *bin = NULL;
+    size_t len = 0;
+    cr_assert_eq(sx_read_file(SYSEXT_SOURCE_DIR "/fuzz/corpus/fuzz_registry_snapshot/"
+                              "crash_key_with_nul", 1 << 20, &bin, &len), 0);
+    cr_assert_eq(sysext_ioreg_render(bin, len, 0, &t), SYSEXT_EFORMAT);
+    cr_assert(strstr(sx_errmsg(), "contains a NUL"), "%s", sx_errmsg());
+    free(bin);
 }
