@@ -5,5 +5,6 @@
 #include "sysext/common.h"
 #include "sysext/errors.h"
 #include "sysext/version.h"
+#include "sysext/activation.h"
 
 #endif
