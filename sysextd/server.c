@@ -202,6 +202,9 @@ static void do_accept(sxd_daemon *d)
     }
 }
 
+/* Tests shorten the partial-message timeout with SYSEXTD_PARTIAL_TIMEOUT_MS. */
+static int64_t partial_timeout_ms = SXD_PARTIAL_TIMEOUT_MS;
+
 static int next_timeout(sxd_daemon *d)
 {
     int t = sxd_owner_timeout_ms(d->owner);
@@ -210,7 +213,7 @@ static int next_timeout(sxd_daemon *d)
         sxd_conn *c = d->conns[i];
         if (!c || !c->partial_since)
             continue;
-        int64_t left = c->partial_since + SXD_PARTIAL_TIMEOUT_MS - now;
+        int64_t left = c->partial_since + partial_timeout_ms - now;
         if (left < 0)
             left = 0;
         if (t < 0 || left < t)
@@ -224,7 +227,7 @@ static void expire(sxd_daemon *d)
     int64_t now = sxd_now_ms();
     for (size_t i = 0; i < SXD_MAX_CONNS; i++) {
         sxd_conn *c = d->conns[i];
-        if (c && c->partial_since && now - c->partial_since >= SXD_PARTIAL_TIMEOUT_MS) {
+        if (c && c->partial_since && now - c->partial_since >= partial_timeout_ms) {
             fprintf(stderr, "sysextd: connection %llu: partial message timed out\n",
                     (unsigned long long)c->serial);
             conn_close(d, c);
@@ -255,6 +258,9 @@ static void handle_signal(sxd_daemon *d)
 
 int sxd_run(sxd_daemon *d)
 {
+    const char *pt = getenv("SYSEXTD_PARTIAL_TIMEOUT_MS");
+    if (pt && atol(pt) > 0)
+        partial_timeout_ms = atol(pt);
     sigset_t mask;
     sigemptyset(&mask);
     sigaddset(&mask, SIGHUP);

@@ -19,16 +19,18 @@
 #define SYSEXTCTL_BIN SYSEXT_BINARY_DIR "/sysextctl/sysextctl"
 #define SAMPLE_APP_BIN SYSEXT_BINARY_DIR "/sysextd/sample-app/sysext-sample-app"
 
-static void h_sleep_ms(int ms)
+__attribute__((unused)) static void h_sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
 }
 
-static int h_connect(const char *sock)
+__attribute__((unused)) static int h_connect(const char *sock)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock);
+    if (strlen(sock) >= sizeof(sa.sun_path))
+        return -1;
+    memcpy(sa.sun_path, sock, strlen(sock) + 1);
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -1;
@@ -42,7 +44,7 @@ static int h_connect(const char *sock)
 /* Start sysextd with `argv` (NULL-terminated, after the program name); stderr to `log`.
  * `env` "NAME=VALUE" or NULL. Waits until the socket accepts. Returns the pid, -1 on failure
  * (or when the daemon exited first, e.g. at a crash point during start-up). */
-static pid_t h_start_daemon(const char *sock, const char *log, const char *env,
+__attribute__((unused)) static pid_t h_start_daemon(const char *sock, const char *log, const char *env,
                             const char *const *argv)
 {
     unlink(sock);
@@ -84,7 +86,7 @@ static pid_t h_start_daemon(const char *sock, const char *log, const char *env,
     return -1;
 }
 
-static int h_stop_daemon(pid_t pid)
+__attribute__((unused)) static int h_stop_daemon(pid_t pid)
 {
     int st = 0;
     if (pid <= 0)
@@ -102,7 +104,7 @@ static int h_stop_daemon(pid_t pid)
 
 /* Run a program, capture stdout (up to outlen-1 bytes) into `out`; returns the exit status
  * (or 128+signal). */
-static int h_run(char *out, size_t outlen, const char *const *argv)
+__attribute__((unused)) static int h_run(char *out, size_t outlen, const char *const *argv)
 {
     int pfd[2];
     if (pipe(pfd) < 0)
