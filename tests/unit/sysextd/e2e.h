@@ -150,22 +150,47 @@ __attribute__((unused)) static const char *e_make_app(const char *app_rel, const
 
 static void e_setup(void)
 {
-    snprintf(e_dir, sizeof(e_dir), "/tmp/sxd-e2e-XXXXXX");
+    /* tmpfs when there is one: these tests fsync a lot and only need process-crash safety. */
+    snprintf(e_dir, sizeof(e_dir), "%s/sxd-e2e-XXXXXX",
+             sx_is_dir("/dev/shm") && access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
     cr_assert_not_null(mkdtemp(e_dir));
     setenv("XDG_CACHE_HOME", P("cache"), 1);
     snprintf(e_sock, sizeof(e_sock), "%s/sysextd.sock", e_dir);
     snprintf(e_log, sizeof(e_log), "%s/sysextd.log", e_dir);
     snprintf(e_state, sizeof(e_state), "%s/state", e_dir);
-    cr_assert_eq(sx_ca_init(P("ca")), 0, "%s", sx_errmsg());
-    cr_assert_eq(sx_identity_create(P("ca"), TEAM_A, "Apple Development: A", SX_ID_DEVELOPMENT, "",
-                                    P("a.p12")),
-                 0, "%s", sx_errmsg());
-    cr_assert_eq(sx_identity_create(P("ca"), TEAM_B, "Apple Development: B", SX_ID_DEVELOPMENT, "",
-                                    P("b.p12")),
-                 0, "%s", sx_errmsg());
-    cr_assert_eq(sx_identity_create(P("ca"), TEAM_A, "Developer ID Application: A",
-                                    SX_ID_DEVELOPER_ID, "", P("a-devid.p12")),
-                 0, "%s", sx_errmsg());
+    /* Keys take seconds to make: the PKI is made once per build tree and copied. */
+    const char *pki = SYSEXT_BINARY_DIR "/tests/sysextd-pki";
+    if (!sx_path_exists(SYSEXT_BINARY_DIR "/tests/sysextd-pki/done")) {
+        char made[512];
+        snprintf(made, sizeof(made), "%s.XXXXXX", pki);
+        sx_mkdir_p(SYSEXT_BINARY_DIR "/tests", 0755);
+        cr_assert_not_null(mkdtemp(made));
+        char p1[600], p2[600];
+        snprintf(p1, sizeof(p1), "%s/ca", made);
+        cr_assert_eq(sx_ca_init(p1), 0, "%s", sx_errmsg());
+        snprintf(p2, sizeof(p2), "%s/a.p12", made);
+        cr_assert_eq(sx_identity_create(p1, TEAM_A, "Apple Development: A", SX_ID_DEVELOPMENT, "",
+                                        p2),
+                     0, "%s", sx_errmsg());
+        snprintf(p2, sizeof(p2), "%s/b.p12", made);
+        cr_assert_eq(sx_identity_create(p1, TEAM_B, "Apple Development: B", SX_ID_DEVELOPMENT, "",
+                                        p2),
+                     0, "%s", sx_errmsg());
+        snprintf(p2, sizeof(p2), "%s/a-devid.p12", made);
+        cr_assert_eq(sx_identity_create(p1, TEAM_A, "Developer ID Application: A",
+                                        SX_ID_DEVELOPER_ID, "", p2),
+                     0, "%s", sx_errmsg());
+        snprintf(p2, sizeof(p2), "%s/done", made);
+        cr_assert_eq(sx_write_file_atomic(p2, "", 0, 0644), 0);
+        if (rename(made, pki) < 0)
+            sx_rm_rf(made); /* another test process made it first */
+    }
+    static const char *const pki_files[] = {"ca", "a.p12", "b.p12", "a-devid.p12"};
+    for (size_t i = 0; i < SX_ARRAY_SIZE(pki_files); i++) {
+        char from[600];
+        snprintf(from, sizeof(from), "%s/%s", pki, pki_files[i]);
+        cr_assert_eq(sx_copy_tree(from, P(pki_files[i])), 0, "%s", sx_errmsg());
+    }
     static const char *const dext[] = {"com.apple.developer.driverkit",
                                        "com.apple.developer.driverkit.transport.usb", NULL};
     static const char *const app[] = {"com.apple.developer.system-extension.install", NULL};

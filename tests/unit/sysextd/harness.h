@@ -70,7 +70,7 @@ __attribute__((unused)) static pid_t h_start_daemon(const char *sock, const char
         execv(SYSEXTD_BIN, (char *const *)args);
         _exit(127);
     }
-    for (int i = 0; i < 500; i++) {
+    for (int i = 0; i < 2500; i++) {
         int fd = h_connect(sock);
         if (fd >= 0) {
             close(fd);
@@ -79,7 +79,7 @@ __attribute__((unused)) static pid_t h_start_daemon(const char *sock, const char
         int st;
         if (waitpid(pid, &st, WNOHANG) == pid)
             return -1;
-        h_sleep_ms(10);
+        h_sleep_ms(2);
     }
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
@@ -92,10 +92,10 @@ __attribute__((unused)) static int h_stop_daemon(pid_t pid)
     if (pid <= 0)
         return -1;
     kill(pid, SIGTERM);
-    for (int i = 0; i < 300; i++) {
+    for (int i = 0; i < 1500; i++) {
         if (waitpid(pid, &st, WNOHANG) == pid)
             return st;
-        h_sleep_ms(10);
+        h_sleep_ms(2);
     }
     kill(pid, SIGKILL);
     waitpid(pid, &st, 0);
