@@ -541,16 +541,12 @@ static void do_replace_answer(sxd_daemon *d, sxd_conn *c, uint64_t id, const cha
         return;
     }
     const char *state;
+    sx_err_clear();
     if (sxd_store_get(d->store, old_uuid, &old) < 0) {
-        /* The old one went away meanwhile: a plain activation. */
-        state = initial_state(d, &nw);
-        if (sxd_store_set_state(d->store, new_uuid, state) < 0) {
-            drop_staged(d, new_uuid, true);
-            send_failed(d, c, id, 1, sx_errmsg());
-        } else {
-            sxd_owner_add(d->owner, nw.app_path);
-            announce(d, c, id, new_uuid, state);
-        }
+        /* The record this question was about went away meanwhile (another request replaced
+         * or removed it): this request is superseded. */
+        drop_staged(d, new_uuid, true);
+        send_failed(d, c, id, 12, "another request changed this extension meanwhile");
         goto out;
     }
     /* An approved extension's upgrade from the same team needs no new approval. */

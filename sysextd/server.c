@@ -32,7 +32,9 @@ static size_t slot_of(sxd_daemon *d, sxd_conn *c)
 
 static void update_events(sxd_daemon *d, sxd_conn *c)
 {
-    struct epoll_event ev = {.events = (c->closing ? 0 : EPOLLIN) | (c->out.len ? EPOLLOUT : 0),
+    /* A closing connection waits for EPOLLOUT, which flush() turns into the close. */
+    struct epoll_event ev = {.events = c->closing ? EPOLLOUT
+                                                  : EPOLLIN | (c->out.len ? EPOLLOUT : 0),
                              .data.u64 = TAG_CONN0 + slot_of(d, c)};
     epoll_ctl(d->epfd, EPOLL_CTL_MOD, c->fd, &ev);
 }
