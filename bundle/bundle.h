@@ -10,6 +10,8 @@
 
 #include <plist/plist.h>
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 typedef enum sx_bundle_kind {
     SX_BUNDLE_UNKNOWN = 0,
@@ -44,10 +46,41 @@ const char *sx_bundle_kind_extension(sx_bundle_kind kind); /* ".app", ".dext", "
  * Does not validate beyond what it needs; SYSEXT_ENOTFOUND / SYSEXT_EFORMAT with a message
  * naming the file. */
 int sx_bundle_open(const char *path, sx_bundle **out);
+/* The same for any signed bundle: a .framework or .bundle too (kind SX_BUNDLE_UNKNOWN, flat
+ * unless it has a Contents/ folder). For code signing, which seals any bundle. */
+int sx_bundle_open_any(const char *path, sx_bundle **out);
 void sx_bundle_free(sx_bundle *b);
+/* Where a bundle of `kind` at `path` keeps Info.plist: *contents = path/Contents, or path for a
+ * flat .dext (a .dext with only Contents/Info.plist is taken as deep). */
+int sx_bundle_layout(const char *path, sx_bundle_kind kind, bool *flat, char **contents);
+/* Read contents/_CodeSignature/CodeEntitlements (an 8-byte header: magic 0xfade7171 and the
+ * big-endian length of the whole blob, then an XML plist), bounded. *out is NULL when the file
+ * does not exist (unsigned bundle); SYSEXT_EFORMAT naming the file and offset when malformed. */
+int sx_bundle_read_entitlements(const char *contents, plist_t *out);
+/* The same from memory: `what` names the blob in messages. */
+int sx_bundle_parse_entitlements_blob(const uint8_t *data, size_t len, const char *what,
+                                      plist_t *out);
+#define SX_ENTITLEMENTS_MAX (1u << 20)
+#define SX_ENTITLEMENTS_MAGIC 0xfade7171u
+
+/* Describe a bundle (kind, identity, executable, personalities, embedded extensions) as JSON;
+ * *out is a new reference. The same document `sysextctl inspect --json` prints. */
+struct json_object;
+int sx_bundle_inspect_json(const char *path, struct json_object **out);
 
 /* Parse plist bytes (XML or binary), with a message naming `what` on failure. */
 int sx_plist_parse(const void *data, size_t len, const char *what, plist_t *out);
 int sx_plist_read_file(const char *path, size_t max, plist_t *out);
+/* "string", "integer", "bool", "dict", "array", "data", "date", "real", "uid"; "nothing" for NULL. */
+const char *sx_plist_type_name(plist_t node);
+/* The string value of dict[key], borrowed; NULL when absent or not a string. */
+const char *sx_plist_string(plist_t dict, const char *key);
+
+/* Parse "dext", "sysext"/"systemextension", "app"; SX_BUNDLE_UNKNOWN otherwise. */
+sx_bundle_kind sx_bundle_kind_parse(const char *name);
+/* The package type a kind carries: "APPL", "DEXT", "SYSX". */
+const char *sx_bundle_kind_package_type(sx_bundle_kind kind);
+/* True when `name` can be a single path component: not empty, no '/', not "." or "..". */
+bool sx_bundle_safe_name(const char *name);
 
 #endif

@@ -9,3 +9,8 @@ if(SYSEXT_SANITIZE)
   add_compile_options(${_san})
   add_link_options(-fsanitize=address,undefined)
 endif()
+
+# libFuzzer needs coverage instrumentation in the library code too, not only in the target.
+if(SYSEXT_FUZZ)
+  add_compile_options(-fsanitize=fuzzer-no-link)
+endif()

@@ -55,6 +55,7 @@ typedef struct sx_cd_params {
     /* Mach-O only; all zero for a generic executable. */
     uint64_t exec_seg_base, exec_seg_limit, exec_seg_flags;
     uint32_t runtime_version;
+    uint8_t platform; /* 0 for third-party code; Apple's own binaries carry a platform id */
 } sx_cd_params;
 
 /* Append a CodeDirectory blob to `out`, choosing the lowest version that can express it
@@ -77,7 +78,9 @@ typedef struct sx_cd {
 } sx_cd;
 
 /* Validate and parse. `what` names the input in error messages ("Contents/_CodeSignature/
- * CodeDirectory"). Rejects every inconsistency of reference 2.12 with SYSEXT_EFORMAT. */
+ * CodeDirectory"). Rejects every inconsistency of reference 2.12 with SYSEXT_EFORMAT; an
+ * unknown hash type or a scatter vector gives SYSEXT_EUNSUPPORTED (a verifier may skip such
+ * an alternate CD when another one is usable). */
 int sx_cd_parse(const uint8_t *data, size_t len, const char *what, sx_cd *out);
 /* Hash of special slot n, or NULL if n is beyond nSpecialSlots. An all-zero hash means absent. */
 const uint8_t *sx_cd_special(const sx_cd *cd, unsigned n);

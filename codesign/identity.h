@@ -7,6 +7,7 @@
 #include <openssl/x509.h>
 
 #include "codesign/requirement.h"
+#include "util/error.h"
 
 typedef struct sx_identity {
     EVP_PKEY *key;
@@ -44,5 +45,32 @@ int sx_team_id_valid(const char *team);
 sx_signer_kind sx_signer_kind_of(X509 *leaf, STACK_OF(X509) *chain);
 /* First subject OU of a certificate, newly allocated, or NULL. */
 char *sx_cert_team_id(X509 *cert);
+
+/* Files sx_ca_init writes inside its directory. */
+#define SX_CA_ROOT_KEY "root.key.pem"
+#define SX_CA_ROOT_CERT "root.cert.pem"
+#define SX_CA_INT_KEY "intermediate.key.pem"
+#define SX_CA_INT_CERT "intermediate.cert.pem"
+
+/* Apple's marker OIDs (reference 5.7), all under 1.2.840.113635.100. */
+#define SX_OID_APPLE_DEV_IPHONE "1.2.840.113635.100.6.1.2"  /* Apple/iPhone Development */
+#define SX_OID_APPLE_DIST_IPHONE "1.2.840.113635.100.6.1.4" /* iPhone Distribution */
+#define SX_OID_APPLE_MAC_APP "1.2.840.113635.100.6.1.7"     /* Mac app signing */
+#define SX_OID_APPLE_MAC_DEV "1.2.840.113635.100.6.1.12"    /* Mac Developer */
+#define SX_OID_APPLE_DEVID_APP "1.2.840.113635.100.6.1.13"  /* Developer ID Application */
+#define SX_OID_APPLE_DEVID_DATE "1.2.840.113635.100.6.1.33" /* Developer ID date */
+#define SX_OID_APPLE_WWDR_CA "1.2.840.113635.100.6.2.1"     /* WWDR intermediate */
+#define SX_OID_APPLE_DEVID_CA "1.2.840.113635.100.6.2.6"    /* Developer ID intermediate */
+
+/* True when `cert` carries an extension with that dotted OID (critical or not). */
+int sx_cert_has_ext(X509 *cert, const char *oid);
+
+/* Order `certs` as a path from `leaf` upward (each the issuer of the one before, by name and
+ * signature); certificates off the path follow in their original order. The leaf itself is
+ * left out. Returns a new stack holding new references, or NULL on allocation failure. */
+STACK_OF(X509) *sx_chain_order(X509 *leaf, STACK_OF(X509) *certs);
+
+/* sx_err() with the OpenSSL error queue (drained) appended: "msg (OpenSSL: reason...)". */
+int sx_ossl_err(int code, const char *fmt, ...) SX_PRINTF(2, 3);
 
 #endif

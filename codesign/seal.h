@@ -21,14 +21,36 @@ typedef struct sx_nested_info {
  * `path` is the nested bundle or file, absolute. Return 0 and fill `out`, or an error. */
 typedef int (*sx_nested_fn)(const char *path, sx_nested_info *out, void *payload);
 
+/* Counters of one sx_seal_build / sx_seal_verify run (optional out-parameter). */
+typedef struct sx_seal_stats {
+    size_t files;          /* regular files sealed (V2) or checked */
+    size_t symlinks;
+    size_t nested;
+    size_t files_hashed;   /* files actually read and hashed */
+    size_t files_cached;   /* digests reused from the incremental cache */
+    uint64_t bytes_hashed;
+} sx_seal_stats;
+
+/* Digest sets for files2 (bit per SX_HASH_* type). */
+#define SX_SEAL_DIGEST(t) (1u << (t))
+
 typedef struct sx_seal_options {
     const char *bundle_path;   /* the bundle root */
     bool flat;                 /* resource base = bundle root (dext) vs Contents/ */
     const char *main_exe_rel;  /* main executable relative to the resource base; excluded */
     sx_nested_fn nested;       /* may be NULL: then nested code is an error */
     void *nested_payload;
-    const char *cache_path;    /* --incremental: hash cache file, NULL = off */
+    const char *cache_path;    /* --incremental: hash cache file, NULL = off. Build only:
+                                * digests of files whose path, size, mtime, ctime, inode and
+                                * device are unchanged are reused; files modified within 2 s
+                                * before the run are not cached; rewritten atomically; an
+                                * unreadable/corrupt cache is ignored. */
     unsigned threads;          /* 0 = number of online CPUs */
+    /* Added for the seal work (additive): */
+    unsigned digests;          /* files2 hashes: SX_SEAL_DIGEST(SX_HASH_SHA1) "hash" and/or
+                                * SX_SEAL_DIGEST(SX_HASH_SHA256) "hash2"; 0 = SHA-256 only.
+                                * files (V1) always uses SHA-1. Ignored by verify. */
+    sx_seal_stats *stats;      /* optional: filled on success */
 } sx_seal_options;
 
 /* Compute the seal and return the CodeResources XML bytes (Apple's layout: sorted keys,
@@ -40,8 +62,20 @@ int sx_seal_build(const sx_seal_options *o, sx_buf *xml_out);
  * requirement (via o->nested, comparing requirements is the caller's job through `check`),
  * and with `strict` no unsealed file and no symlink leaving the bundle. Every problem is
  * added to `report` (codes: "file-modified", "file-missing", "file-added", "symlink-changed",
- * "symlink-outside", "nested-invalid", "seal-malformed"). Returns 0 if the seal holds,
+ * "symlink-outside", "nested-invalid", "seal-malformed"; also "unsealed-content" (strict:
+ * names in _CodeSignature other than the component files of reference 7.1 (whether each
+ * is used by the CodeDirectory is the caller's check), anything but Contents and Finder
+ * files in a deep bundle's root, files no rule covers),
+ * "weak-rules" (strict: V1-only seal or custom omit rules), "dsstore-symlink",
+ * "unsupported-resource" (not a file, directory or symlink), and the note "nested-unchecked"
+ * when neither `check` nor o->nested is given). The message carries codesign's wording,
+ * e.g. "file modified: Resources/a.png". Paths in the report are relative to the resource
+ * base (o->flat ? bundle root : Contents/). Files are checked against the strongest digest
+ * the seal records (hash2, else hash3, else hash). With `check` NULL and o->nested set, a
+ * nested item's cdhash from o->nested must equal the recorded one. Other failures (the
+ * bundle cannot be read) return their SYSEXT_E* code. Returns 0 if the seal holds,
  * SYSEXT_ESIGNATURE if it does not, SYSEXT_EFORMAT if the plist is malformed. */
+/* `cdhash` is NULL when the seal records none (old seals); nonzero return = invalid. */
 typedef int (*sx_nested_check_fn)(const char *path, const uint8_t cdhash[20],
                                   const char *requirement, void *payload);
 int sx_seal_verify(const sx_seal_options *o, const uint8_t *xml, size_t len, bool strict,

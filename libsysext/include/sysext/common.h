@@ -16,4 +16,9 @@
 #define SYSEXT_END_DECLS
 #endif
 
+/* Flag for the reporting calls (validate, inspect, verify...): render JSON instead of text. */
+#ifndef SYSEXT_OUTPUT_JSON
+#define SYSEXT_OUTPUT_JSON 0x1u
+#endif
+
 #endif

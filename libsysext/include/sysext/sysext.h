@@ -4,7 +4,11 @@
 
 #include "sysext/common.h"
 #include "sysext/errors.h"
+#include "sysext/archive.h"
+#include "sysext/identity.h"
 #include "sysext/version.h"
+#include "sysext/codesign.h"
+#include "sysext/bundle.h"
 #include "sysext/activation.h"
 
 #endif

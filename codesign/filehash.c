@@ -1,0 +1,511 @@
+/* File hashing for the resource seal: one read per file computing every digest it needs,
+ * files spread over a pool of threads, and an optional incremental cache keyed by
+ * (path, size, mtime, ctime, inode, device). */
+#include "util/common.h"
+#include "codesign/seal.h"
+#include "codesign/hash.h"
+#include "codesign/seal_internal.h"
+#include "util/buf.h"
+#include "util/fs.h"
+#include "util/reader.h"
+
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define READ_CHUNK (1u << 20)
+#define CACHE_MAX_BYTES ((size_t)512 << 20)
+#define CACHE_MAX_PATH 4096u
+/* A file modified within this window before the hashing started could be modified again
+ * within the file system's timestamp granularity without its stat changing: not cached. */
+#define RACY_WINDOW_NS 2000000000ull
+
+static uint64_t ts_ns(struct timespec t)
+{
+    return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+}
+
+/* Hash an open file into whichever digests are wanted; `buf` holds READ_CHUNK bytes. */
+/* `expect` is the size fstat reported (UINT64_MAX: unknown): once that much is read the
+ * final read() that would only see EOF is skipped (a syscall per file, many small files). */
+static int hash_fd(int fd, const char *path, bool want1, bool want256, uint8_t *buf,
+                   uint8_t sha1[20], uint8_t sha256[32], uint64_t *size, uint64_t expect)
+{
+    EVP_MD_CTX *c1 = NULL, *c2 = NULL;
+    int rc = 0;
+    uint64_t total = 0;
+    if (want1 && (!(c1 = EVP_MD_CTX_new()) || !EVP_DigestInit_ex(c1, EVP_sha1(), NULL))) {
+        rc = sx_err(SYSEXT_ERROR, "%s: SHA-1 initialisation failed", path);
+        goto out;
+    }
+    if (want256 && (!(c2 = EVP_MD_CTX_new()) || !EVP_DigestInit_ex(c2, EVP_sha256(), NULL))) {
+        rc = sx_err(SYSEXT_ERROR, "%s: SHA-256 initialisation failed", path);
+        goto out;
+    }
+    for (;;) {
+        ssize_t k = read(fd, buf, READ_CHUNK);
+        if (k < 0) {
+            if (errno == EINTR)
+                continue;
+            rc = sx_err_errno(SYSEXT_EIO, errno, "%s", path);
+            goto out;
+        }
+        if (k == 0)
+            break;
+        total += (uint64_t)k;
+        if ((c1 && !EVP_DigestUpdate(c1, buf, (size_t)k)) ||
+            (c2 && !EVP_DigestUpdate(c2, buf, (size_t)k))) {
+            rc = sx_err(SYSEXT_ERROR, "%s: digest update failed", path);
+            goto out;
+        }
+        if (total == expect && (size_t)k < READ_CHUNK)
+            break;
+    }
+    if ((c1 && !EVP_DigestFinal_ex(c1, sha1, NULL)) ||
+        (c2 && !EVP_DigestFinal_ex(c2, sha256, NULL))) {
+        rc = sx_err(SYSEXT_ERROR, "%s: digest finalisation failed", path);
+        goto out;
+    }
+    if (size)
+        *size = total;
+out:
+    EVP_MD_CTX_free(c1);
+    EVP_MD_CTX_free(c2);
+    return rc;
+}
+
+static int open_regular(const char *path, struct stat *st)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0)
+        return sx_err_errno(errno == ELOOP ? SYSEXT_EFORMAT : sx_errno_code(errno), errno, "%s",
+                            path);
+    if (fstat(fd, st) < 0) {
+        int e = errno;
+        close(fd);
+        return sx_err_errno(SYSEXT_EIO, e, "%s", path);
+    }
+    if (!S_ISREG(st->st_mode)) {
+        close(fd);
+        return sx_err(SYSEXT_EFORMAT, "%s: not a regular file", path);
+    }
+    if (st->st_size > (off_t)READ_CHUNK)
+        (void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+    return fd;
+}
+
+int sx_hash_file_pair(const char *path, uint8_t sha1[20], uint8_t sha256[32], uint64_t *size)
+{
+    SX_ASSERT_ARG(path);
+    struct stat st;
+    int fd = open_regular(path, &st);
+    if (fd < 0)
+        return fd;
+    uint8_t *buf = malloc(READ_CHUNK);
+    if (!buf) {
+        close(fd);
+        return sx_err(SYSEXT_ENOMEM, "%s: out of memory", path);
+    }
+    int rc = hash_fd(fd, path, sha1 != NULL, sha256 != NULL, buf, sha1, sha256, size,
+                     (uint64_t)st.st_size);
+    free(buf);
+    close(fd);
+    return rc;
+}
+
+/* ---- the cache ---- */
+
+enum { CF_SHA1 = 1, CF_SHA256 = 2 };
+
+typedef struct cache_rec {
+    char *path;
+    uint64_t size, mtime_ns, ctime_ns, ino, dev;
+    uint8_t flags;
+    uint8_t sha1[20];
+    uint8_t sha256[32];
+} cache_rec;
+
+typedef struct hash_cache {
+    cache_rec *v;
+    size_t n;
+} hash_cache;
+
+static void cache_free(hash_cache *c)
+{
+    for (size_t i = 0; i < c->n; i++)
+        free(c->v[i].path);
+    free(c->v);
+    c->v = NULL;
+    c->n = 0;
+}
+
+static int rec_cmp(const void *a, const void *b)
+{
+    return strcmp(((const cache_rec *)a)->path, ((const cache_rec *)b)->path);
+}
+
+/* Parse a cache file. Any defect makes the whole cache unusable (returns an error; the
+ * caller then starts from an empty cache). */
+static int cache_parse(const uint8_t *data, size_t len, const char *what, bool checksum,
+                       hash_cache *out)
+{
+    sx_reader r;
+    const uint8_t *p;
+    uint32_t version, count;
+    uint8_t digest[32];
+    if (len < 8 + 4 + 4 + 32)
+        return sx_err(SYSEXT_EFORMAT, "%s: too short", what);
+    if (checksum && sx_hash(SX_HASH_SHA256, data, len - 32, digest) < 0)
+        return SYSEXT_ERROR;
+    if (checksum && memcmp(digest, data + len - 32, 32) != 0)
+        return sx_err(SYSEXT_EFORMAT, "%s: checksum mismatch", what);
+    sx_reader_init(&r, data, len - 32, what);
+    int rc;
+    if ((rc = sx_rd_bytes(&r, 8, &p)) < 0)
+        return rc;
+    if (memcmp(p, SX_HASH_CACHE_MAGIC, 8) != 0)
+        return sx_err(SYSEXT_EFORMAT, "%s: bad magic", what);
+    if ((rc = sx_rd_u32be(&r, &version)) < 0 || (rc = sx_rd_u32be(&r, &count)) < 0)
+        return rc;
+    if (version != SX_HASH_CACHE_VERSION)
+        return sx_err(SYSEXT_EFORMAT, "%s: version %u unsupported", what, version);
+    /* Each record takes at least 4 + 40 + 1 + 52 bytes: bound count by what is left. */
+    if (count > sx_reader_left(&r) / 97)
+        return sx_err(SYSEXT_EFORMAT, "%s: record count %u exceeds the data", what, count);
+    out->v = calloc(count ? count : 1, sizeof(*out->v));
+    if (!out->v)
+        return sx_err(SYSEXT_ENOMEM, "out of memory");
+    out->n = 0;
+    for (uint32_t i = 0; i < count; i++) {
+        cache_rec *c = &out->v[i];
+        uint32_t plen;
+        const uint8_t *h;
+        if ((rc = sx_rd_u32be(&r, &plen)) < 0)
+            return rc;
+        if (plen == 0 || plen > CACHE_MAX_PATH)
+            return sx_err(SYSEXT_EFORMAT, "%s: record %u: bad path length %u", what, i, plen);
+        if ((rc = sx_rd_bytes(&r, plen, &p)) < 0)
+            return rc;
+        if (memchr(p, 0, plen))
+            return sx_err(SYSEXT_EFORMAT, "%s: record %u: NUL in path", what, i);
+        c->path = strndup((const char *)p, plen);
+        if (!c->path)
+            return sx_err(SYSEXT_ENOMEM, "out of memory");
+        out->n++;
+        if ((rc = sx_rd_u64be(&r, &c->size)) < 0 || (rc = sx_rd_u64be(&r, &c->mtime_ns)) < 0 ||
+            (rc = sx_rd_u64be(&r, &c->ctime_ns)) < 0 || (rc = sx_rd_u64be(&r, &c->ino)) < 0 ||
+            (rc = sx_rd_u64be(&r, &c->dev)) < 0 || (rc = sx_rd_u8(&r, &c->flags)) < 0)
+            return rc;
+        if (c->flags & ~(CF_SHA1 | CF_SHA256))
+            return sx_err(SYSEXT_EFORMAT, "%s: record %u: bad flags", what, i);
+        if ((rc = sx_rd_bytes(&r, 20, &h)) < 0)
+            return rc;
+        memcpy(c->sha1, h, 20);
+        if ((rc = sx_rd_bytes(&r, 32, &h)) < 0)
+            return rc;
+        memcpy(c->sha256, h, 32);
+    }
+    if (sx_reader_left(&r) != 0)
+        return sx_err(SYSEXT_EFORMAT, "%s: %zu trailing bytes", what, sx_reader_left(&r));
+    qsort(out->v, out->n, sizeof(*out->v), rec_cmp);
+    for (size_t i = 1; i < out->n; i++)
+        if (strcmp(out->v[i - 1].path, out->v[i].path) == 0)
+            return sx_err(SYSEXT_EFORMAT, "%s: duplicate path", what);
+    return 0;
+}
+
+static void cache_load(const char *path, hash_cache *out)
+{
+    uint8_t *data = NULL;
+    size_t len = 0;
+    out->v = NULL;
+    out->n = 0;
+    if (sx_read_file(path, CACHE_MAX_BYTES, &data, &len) < 0) {
+        sx_err_clear();
+        return;
+    }
+    if (cache_parse(data, len, path, true, out) < 0) {
+        cache_free(out);
+        sx_err_clear();
+    }
+    free(data);
+}
+
+int sx_hash_cache_parse_check(const uint8_t *data, size_t len, bool checksum, size_t *records)
+{
+    hash_cache c = {NULL, 0};
+    int rc = cache_parse(data, len, "hash cache", checksum, &c);
+    if (rc == 0 && records)
+        *records = c.n;
+    cache_free(&c);
+    return rc;
+}
+
+static const cache_rec *cache_find(const hash_cache *c, const char *rel)
+{
+    size_t lo = 0, hi = c->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int d = strcmp(rel, c->v[mid].path);
+        if (d == 0)
+            return &c->v[mid];
+        if (d < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return NULL;
+}
+
+/* Temp file + rename, without fsync: the cache needs atomicity (a reader sees the old or the
+ * new file), not durability; a torn file after a crash fails its checksum and is ignored. */
+static int write_cache_file(const char *path, const uint8_t *data, size_t len)
+{
+    char *dir = sx_path_dirname(path), *tmp = NULL;
+    if (!dir || asprintf(&tmp, "%s/.%s.XXXXXX", dir, sx_path_basename(path)) < 0) {
+        free(dir);
+        return sx_err(SYSEXT_ENOMEM, "out of memory");
+    }
+    free(dir);
+    int fd = mkostemp(tmp, O_CLOEXEC);
+    if (fd < 0) {
+        int rc = sx_err_errno(sx_errno_code(errno), errno, "hash cache %s", path);
+        free(tmp);
+        return rc;
+    }
+    int e = 0;
+    size_t off = 0;
+    while (off < len && !e) {
+        ssize_t k = write(fd, data + off, len - off);
+        if (k < 0 && errno != EINTR)
+            e = errno;
+        else if (k > 0)
+            off += (size_t)k;
+    }
+    if (close(fd) < 0 && !e)
+        e = errno;
+    if (!e && rename(tmp, path) < 0)
+        e = errno;
+    if (e)
+        unlink(tmp);
+    free(tmp);
+    return e ? sx_err_errno(SYSEXT_EIO, e, "hash cache %s", path) : 0;
+}
+
+static int cache_save(const char *path, const sx_hash_job *jobs, size_t n, uint64_t start_ns)
+{
+    sx_buf b = SX_BUF_INIT;
+    uint32_t count = 0;
+    int rc = 0;
+    uint8_t digest[32];
+    if ((rc = sx_buf_append(&b, SX_HASH_CACHE_MAGIC, 8)) < 0 ||
+        (rc = sx_buf_put_u32be(&b, SX_HASH_CACHE_VERSION)) < 0 ||
+        (rc = sx_buf_put_u32be(&b, 0)) < 0)
+        goto out;
+    for (size_t i = 0; i < n; i++) {
+        const sx_hash_job *j = &jobs[i];
+        size_t plen = j->rel ? strlen(j->rel) : 0;
+        if (j->rc != 0 || !j->rel || plen == 0 || plen > CACHE_MAX_PATH || j->dev == 0 ||
+            count == UINT32_MAX)
+            continue;
+        /* Racily clean: a write right after our read, within the file system's timestamp
+         * granularity, could leave the stat data as it is. Any later write moves the mtime
+         * to "now", away from an older one. */
+        if (j->mtime_ns + RACY_WINDOW_NS > start_ns)
+            continue;
+        uint8_t flags = (uint8_t)((j->have_sha1 ? CF_SHA1 : 0) | (j->have_sha256 ? CF_SHA256 : 0));
+        if ((rc = sx_buf_put_u32be(&b, (uint32_t)plen)) < 0 ||
+            (rc = sx_buf_append(&b, j->rel, plen)) < 0 || (rc = sx_buf_put_u64be(&b, j->size)) < 0 ||
+            (rc = sx_buf_put_u64be(&b, j->mtime_ns)) < 0 ||
+            (rc = sx_buf_put_u64be(&b, j->ctime_ns)) < 0 ||
+            (rc = sx_buf_put_u64be(&b, j->ino)) < 0 || (rc = sx_buf_put_u64be(&b, j->dev)) < 0 ||
+            (rc = sx_buf_append(&b, &flags, 1)) < 0 ||
+            (rc = sx_buf_append(&b, j->sha1, 20)) < 0 || (rc = sx_buf_append(&b, j->sha256, 32)) < 0)
+            goto out;
+        count++;
+    }
+    sx_buf_set_u32be(&b, 12, count);
+    if ((rc = sx_hash(SX_HASH_SHA256, b.data, b.len, digest)) < 0 ||
+        (rc = sx_buf_append(&b, digest, 32)) < 0)
+        goto out;
+    rc = write_cache_file(path, b.data, b.len);
+out:
+    sx_buf_free(&b);
+    return rc;
+}
+
+/* ---- the pool ---- */
+
+typedef struct pool {
+    sx_hash_job *jobs;
+    size_t *order;
+    size_t n;
+    size_t next; /* atomic */
+    const hash_cache *cache;
+    size_t hashed, cached; /* atomic */
+    uint64_t bytes;        /* atomic */
+} pool;
+
+static bool cache_hit(pool *p, sx_hash_job *j)
+{
+    const cache_rec *c = cache_find(p->cache, j->rel);
+    if (!c || c->size != j->size || c->mtime_ns != j->mtime_ns || c->ctime_ns != j->ctime_ns ||
+        c->ino != j->ino || c->dev != j->dev || (j->want_sha1 && !(c->flags & CF_SHA1)) ||
+        (j->want_sha256 && !(c->flags & CF_SHA256)))
+        return false;
+    memcpy(j->sha1, c->sha1, 20);
+    memcpy(j->sha256, c->sha256, 32);
+    j->have_sha1 = (c->flags & CF_SHA1) != 0;
+    j->have_sha256 = (c->flags & CF_SHA256) != 0;
+    j->from_cache = true;
+    __atomic_fetch_add(&p->cached, 1, __ATOMIC_RELAXED);
+    return true;
+}
+
+static void run_job(pool *p, sx_hash_job *j, uint8_t *buf)
+{
+    struct stat st, st2;
+    /* The walk's lstat is enough to look the file up: a hit costs no open at all. */
+    if (p->cache && j->rel && j->stat_known && cache_hit(p, j))
+        return;
+    int fd = open_regular(j->path, &st);
+    if (fd < 0) {
+        j->rc = fd;
+        j->errmsg = strdup(sx_errmsg());
+        return;
+    }
+    j->dev = (uint64_t)st.st_dev;
+    j->ino = (uint64_t)st.st_ino;
+    j->mtime_ns = ts_ns(st.st_mtim);
+    j->ctime_ns = ts_ns(st.st_ctim);
+    j->size = (uint64_t)st.st_size;
+    if (p->cache && j->rel && !j->stat_known && cache_hit(p, j)) {
+        close(fd);
+        return;
+    }
+    uint64_t size = 0;
+    int rc = hash_fd(fd, j->path, j->want_sha1, j->want_sha256, buf, j->sha1, j->sha256, &size,
+                     j->size);
+    if (rc == 0) {
+        j->have_sha1 = j->want_sha1;
+        j->have_sha256 = j->want_sha256;
+        /* Changed while we read it: the digests are fine for this run, but not cacheable. */
+        if (p->cache && (fstat(fd, &st2) < 0 || ts_ns(st2.st_mtim) != j->mtime_ns ||
+                         ts_ns(st2.st_ctim) != j->ctime_ns || size != j->size))
+            j->dev = 0;
+        j->size = size;
+        __atomic_fetch_add(&p->hashed, 1, __ATOMIC_RELAXED);
+        __atomic_fetch_add(&p->bytes, size, __ATOMIC_RELAXED);
+    } else {
+        j->rc = rc;
+        j->errmsg = strdup(sx_errmsg());
+    }
+    close(fd);
+}
+
+static void *worker(void *arg)
+{
+    pool *p = arg;
+    uint8_t *buf = malloc(READ_CHUNK);
+    for (;;) {
+        size_t i = __atomic_fetch_add(&p->next, 1, __ATOMIC_RELAXED);
+        if (i >= p->n)
+            break;
+        sx_hash_job *j = &p->jobs[p->order[i]];
+        if (!buf) {
+            j->rc = SYSEXT_ENOMEM;
+            j->errmsg = strdup("out of memory");
+            continue;
+        }
+        run_job(p, j, buf);
+    }
+    free(buf);
+    return NULL;
+}
+
+static int size_desc(const void *a, const void *b, void *arg)
+{
+    const sx_hash_job *jobs = arg;
+    size_t i = *(const size_t *)a, k = *(const size_t *)b;
+    if (jobs[i].size != jobs[k].size)
+        return jobs[i].size > jobs[k].size ? -1 : 1;
+    return i < k ? -1 : (i > k);
+}
+
+int sx_hash_jobs_run(sx_hash_job *jobs, size_t n, unsigned threads, const char *cache_path,
+                     sx_hash_stats *stats)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    uint64_t start_ns = ts_ns(now);
+    hash_cache cache = {NULL, 0};
+    pool p;
+    memset(&p, 0, sizeof(p));
+    int rc = 0;
+    if (cache_path)
+        cache_load(cache_path, &cache);
+    p.jobs = jobs;
+    p.n = n;
+    p.cache = cache_path ? &cache : NULL;
+    p.order = malloc((n ? n : 1) * sizeof(*p.order));
+    if (!p.order) {
+        cache_free(&cache);
+        return sx_err(SYSEXT_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < n; i++) {
+        p.order[i] = i;
+        jobs[i].rc = 0;
+    }
+    /* Largest first (sizes are hints from the walk): the pool finishes evenly. */
+    qsort_r(p.order, n, sizeof(*p.order), size_desc, jobs);
+
+    if (threads == 0) {
+        long c = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = c > 0 ? (unsigned)c : 1;
+    }
+    if (threads > 64)
+        threads = 64;
+    if (threads > n)
+        threads = n ? (unsigned)n : 1;
+    pthread_t tids[64];
+    unsigned started = 0;
+    for (unsigned t = 1; t < threads; t++) {
+        if (pthread_create(&tids[started], NULL, worker, &p) != 0)
+            break;
+        started++;
+    }
+    worker(&p);
+    for (unsigned t = 0; t < started; t++)
+        pthread_join(tids[t], NULL);
+
+    for (size_t i = 0; i < n; i++) {
+        if (jobs[i].rc != 0) {
+            rc = sx_err(jobs[i].rc, "%s", jobs[i].errmsg ? jobs[i].errmsg : jobs[i].path);
+            break;
+        }
+    }
+    if (rc == 0 && cache_path)
+        rc = cache_save(cache_path, jobs, n, start_ns);
+    if (stats) {
+        stats->files_hashed = p.hashed;
+        stats->files_cached = p.cached;
+        stats->bytes_hashed = p.bytes;
+    }
+    cache_free(&cache);
+    free(p.order);
+    return rc;
+}
+
+void sx_hash_jobs_free(sx_hash_job *jobs, size_t n)
+{
+    if (!jobs)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        free(jobs[i].path);
+        free(jobs[i].errmsg);
+    }
+    free(jobs);
+}

@@ -1,0 +1,1176 @@
+/* _CodeSignature/CodeResources (reference section 6): build the seal of a bundle's resource
+ * base, parse one, and verify a tree against it. */
+#include "util/common.h"
+#include "codesign/seal.h"
+#include "codesign/hash.h"
+#include "codesign/seal_internal.h"
+#include "util/fs.h"
+#include "util/hex.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define SEAL_MAX_BYTES ((size_t)256 << 20)
+#define WALK_MAX_DEPTH 128
+#define WALK_MAX_PATH 4096
+
+/* ---------------------------------------------------------------- the walk */
+
+enum { W_FILE = 0, W_LINK, W_NESTED_DIR, W_OTHER };
+
+typedef struct walk_item {
+    char *rel;
+    int type;                /* W_* */
+    const sx_seal_rule *r2;  /* primary rules (V2 when building); NULL: none / not applicable */
+    const sx_seal_rule *r1;  /* secondary rules (V1 when building) */
+    bool in_r2;              /* the primary rules apply (not inside a nested bundle) */
+    uint64_t size, dev, ino, mtime_ns, ctime_ns;
+    char *link;              /* W_LINK: target */
+} walk_item;
+
+typedef struct walker {
+    const char *what;          /* base path for messages */
+    const sx_seal_rules *rs2;  /* primary (may have nested rules) */
+    const sx_seal_rules *rs1;  /* secondary, may be NULL */
+    walk_item *v;
+    size_t n, cap;
+} walker;
+
+static void walker_free(walker *w)
+{
+    for (size_t i = 0; i < w->n; i++) {
+        free(w->v[i].rel);
+        free(w->v[i].link);
+    }
+    free(w->v);
+    w->v = NULL;
+    w->n = w->cap = 0;
+}
+
+static int walker_push(walker *w, walk_item **out)
+{
+    if (w->n == w->cap) {
+        size_t ncap = w->cap ? w->cap * 2 : 256, bytes;
+        if (SX_MUL_OVERFLOW(ncap, sizeof(*w->v), &bytes))
+            return sx_err(SYSEXT_ELIMIT, "%s: too many files", w->what);
+        walk_item *nv = realloc(w->v, bytes);
+        if (!nv)
+            return sx_err(SYSEXT_ENOMEM, "out of memory");
+        w->v = nv;
+        w->cap = ncap;
+    }
+    *out = &w->v[w->n++];
+    memset(*out, 0, sizeof(**out));
+    return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static bool is_excluded(const sx_seal_rule *r)
+{
+    return r && (r->flags & SX_RULE_EXCLUSION);
+}
+
+static bool wanted(const sx_seal_rule *r)
+{
+    return r && !(r->flags & (SX_RULE_OMIT | SX_RULE_EXCLUSION));
+}
+
+/* Walk one directory (dirfd is consumed). `prefix` is its path relative to the base ("" for
+ * the base). Entries sorted by byte order; symlinks never followed. */
+static int walk_dir(walker *w, int dfd, const char *prefix, bool in_r2, unsigned depth)
+{
+    DIR *d = fdopendir(dfd);
+    char **names = NULL;
+    size_t nn = 0, cap = 0;
+    int rc = 0;
+    if (!d) {
+        rc = sx_err_errno(SYSEXT_EIO, errno, "%s/%s", w->what, prefix);
+        close(dfd);
+        return rc;
+    }
+    if (depth > WALK_MAX_DEPTH) {
+        closedir(d);
+        return sx_err(SYSEXT_ELIMIT, "%s/%s: directories nested too deeply", w->what, prefix);
+    }
+    for (;;) {
+        errno = 0;
+        struct dirent *de = readdir(d);
+        if (!de) {
+            if (errno) {
+                rc = sx_err_errno(SYSEXT_EIO, errno, "%s/%s", w->what, prefix);
+                goto out;
+            }
+            break;
+        }
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        if (nn == cap) {
+            size_t ncap = cap ? cap * 2 : 32;
+            char **nv = realloc(names, ncap * sizeof(*names));
+            if (!nv) {
+                rc = sx_err(SYSEXT_ENOMEM, "out of memory");
+                goto out;
+            }
+            names = nv;
+            cap = ncap;
+        }
+        if (!(names[nn] = strdup(de->d_name))) {
+            rc = sx_err(SYSEXT_ENOMEM, "out of memory");
+            goto out;
+        }
+        nn++;
+    }
+    qsort(names, nn, sizeof(*names), cmp_str);
+    for (size_t i = 0; i < nn && rc == 0; i++) {
+        const char *name = names[i];
+        char *rel = NULL;
+        if (asprintf(&rel, "%s%s%s", prefix, *prefix ? "/" : "", name) < 0) {
+            rc = sx_err(SYSEXT_ENOMEM, "out of memory");
+            break;
+        }
+        if (strlen(rel) > WALK_MAX_PATH) {
+            rc = sx_err(SYSEXT_ELIMIT, "%s/%s: path too long", w->what, rel);
+            free(rel);
+            break;
+        }
+        struct stat st;
+        if (fstatat(dirfd(d), name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+            rc = sx_err_errno(SYSEXT_EIO, errno, "%s/%s", w->what, rel);
+            free(rel);
+            break;
+        }
+        const sx_seal_rule *r2 = in_r2 ? sx_seal_rules_match(w->rs2, rel) : NULL;
+        const sx_seal_rule *r1 = w->rs1 ? sx_seal_rules_match(w->rs1, rel) : NULL;
+        /* Both rule sets carry the same implicit exclusions. */
+        if (is_excluded(r2) || is_excluded(r1) || (!in_r2 && !w->rs1)) {
+            free(rel);
+            continue;
+        }
+        if (S_ISDIR(st.st_mode)) {
+            bool child_r2 = in_r2;
+            if (in_r2 && r2 && (r2->flags & SX_RULE_NESTED) && strchr(name, '.')) {
+                walk_item *it;
+                if ((rc = walker_push(w, &it)) < 0) {
+                    free(rel);
+                    break;
+                }
+                it->rel = rel;
+                it->type = W_NESTED_DIR;
+                it->r2 = r2;
+                it->in_r2 = true;
+                rel = NULL;
+                child_r2 = false;
+            }
+            if (child_r2 || w->rs1) {
+                int fd = openat(dirfd(d), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (fd < 0) {
+                    rc = sx_err_errno(SYSEXT_EIO, errno, "%s/%s", w->what,
+                                      rel ? rel : w->v[w->n - 1].rel);
+                } else {
+                    rc = walk_dir(w, fd, rel ? rel : w->v[w->n - 1].rel, child_r2, depth + 1);
+                }
+            }
+            free(rel);
+            continue;
+        }
+        if (!in_r2 && !wanted(r1) && !(S_ISLNK(st.st_mode) && strcasecmp(name, ".DS_Store") == 0)) {
+            free(rel); /* inside nested code and not in the secondary seal either */
+            continue;
+        }
+        walk_item *it;
+        if ((rc = walker_push(w, &it)) < 0) {
+            free(rel);
+            break;
+        }
+        it->rel = rel;
+        it->r2 = r2;
+        it->r1 = r1;
+        it->in_r2 = in_r2;
+        it->size = (uint64_t)st.st_size;
+        it->dev = (uint64_t)st.st_dev;
+        it->ino = (uint64_t)st.st_ino;
+        it->mtime_ns = (uint64_t)st.st_mtim.tv_sec * 1000000000ull + (uint64_t)st.st_mtim.tv_nsec;
+        it->ctime_ns = (uint64_t)st.st_ctim.tv_sec * 1000000000ull + (uint64_t)st.st_ctim.tv_nsec;
+        if (S_ISREG(st.st_mode)) {
+            it->type = W_FILE;
+        } else if (S_ISLNK(st.st_mode)) {
+            it->type = W_LINK;
+            char buf[PATH_MAX];
+            ssize_t k = readlinkat(dirfd(d), name, buf, sizeof(buf) - 1);
+            if (k < 0) {
+                rc = sx_err_errno(SYSEXT_EIO, errno, "%s/%s", w->what, rel);
+                break;
+            }
+            buf[k] = 0;
+            if (!(it->link = strdup(buf)))
+                rc = sx_err(SYSEXT_ENOMEM, "out of memory");
+        } else {
+            it->type = W_OTHER;
+        }
+    }
+out:
+    for (size_t i = 0; i < nn; i++)
+        free(names[i]);
+    free(names);
+    closedir(d);
+    return rc;
+}
+
+static int walk_base(walker *w, const char *base)
+{
+    int fd = open(base, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return sx_err_errno(sx_errno_code(errno), errno, "%s", base);
+    return walk_dir(w, fd, "", true, 0);
+}
+
+/* The resource base: Contents/ for a deep bundle, the root for a flat one. */
+static char *resource_base(const sx_seal_options *o)
+{
+    return o->flat ? strdup(o->bundle_path) : sx_path_join(o->bundle_path, "Contents");
+}
+
+static int add_exclusions(sx_seal_rules *rs, const sx_seal_options *o)
+{
+    static const char *const fixed[] = {"_CodeSignature", "CodeResources", "_MASReceipt"};
+    int rc;
+    for (size_t i = 0; i < SX_ARRAY_SIZE(fixed); i++)
+        if ((rc = sx_seal_rules_add_exclusion(rs, fixed[i])) < 0)
+            return rc;
+    if (o->main_exe_rel && *o->main_exe_rel)
+        return sx_seal_rules_add_exclusion(rs, o->main_exe_rel);
+    return 0;
+}
+
+static bool is_dsstore(const char *rel)
+{
+    return strcasecmp(sx_path_basename(rel), ".DS_Store") == 0;
+}
+
+/* ---------------------------------------------------------------- build */
+
+typedef struct build_entry {
+    const walk_item *item;
+    int kind;       /* SX_SEAL_* (V2) */
+    bool optional;
+    size_t job;     /* index into jobs, SIZE_MAX when none */
+    sx_nested_info nested;
+} build_entry;
+
+static int cmp_entry_path(const void *a, const void *b)
+{
+    return strcmp(((const build_entry *)a)->item->rel, ((const build_entry *)b)->item->rel);
+}
+
+static plist_t data_node(const uint8_t *p, size_t n)
+{
+    return plist_new_data((const char *)p, n);
+}
+
+int sx_seal_build(const sx_seal_options *o, sx_buf *xml_out)
+{
+    SX_ASSERT_ARG(o);
+    SX_ASSERT_ARG(o->bundle_path);
+    SX_ASSERT_ARG(xml_out);
+    sx_seal_rules rs2 = {0}, rs1 = {0};
+    walker w = {0};
+    build_entry *e2 = NULL, *e1 = NULL;
+    size_t n2 = 0, n1 = 0, njobs = 0;
+    sx_hash_job *jobs = NULL;
+    plist_t root = NULL, t1 = NULL, t2 = NULL;
+    char *xml = NULL;
+    uint32_t xml_len = 0;
+    sx_hash_stats hs = {0};
+    int rc = 0;
+    unsigned digests = o->digests ? o->digests : SX_SEAL_DIGEST(SX_HASH_SHA256);
+    bool want1 = digests & SX_SEAL_DIGEST(SX_HASH_SHA1);
+    bool want256 = digests & SX_SEAL_DIGEST(SX_HASH_SHA256);
+    char *base = resource_base(o);
+    if (!base)
+        return sx_err(SYSEXT_ENOMEM, "out of memory");
+    if (digests & ~(SX_SEAL_DIGEST(SX_HASH_SHA1) | SX_SEAL_DIGEST(SX_HASH_SHA256))) {
+        rc = sx_err(SYSEXT_EUNSUPPORTED, "seal: digest set 0x%x: only SHA-1 and SHA-256", digests);
+        goto out;
+    }
+
+    t2 = sx_seal_rules_template(o->flat, 2);
+    t1 = sx_seal_rules_template(o->flat, 1);
+    if (!t1 || !t2) {
+        rc = sx_err(SYSEXT_ENOMEM, "out of memory");
+        goto out;
+    }
+    if ((rc = sx_seal_rules_from_plist(t2, "template", "rules2", &rs2)) < 0 ||
+        (rc = sx_seal_rules_from_plist(t1, "template", "rules", &rs1)) < 0 ||
+        (rc = add_exclusions(&rs2, o)) < 0 || (rc = add_exclusions(&rs1, o)) < 0 ||
+        (rc = sx_seal_rules_compile(&rs2, "template", "rules2")) < 0 ||
+        (rc = sx_seal_rules_compile(&rs1, "template", "rules")) < 0)
+        goto out;
+
+    w.what = base;
+    w.rs2 = &rs2;
+    w.rs1 = &rs1;
+    if ((rc = walk_base(&w, base)) < 0)
+        goto out;
+
+    e2 = calloc(w.n ? w.n : 1, sizeof(*e2));
+    e1 = calloc(w.n ? w.n : 1, sizeof(*e1));
+    jobs = calloc(w.n ? w.n : 1, sizeof(*jobs));
+    if (!e2 || !e1 || !jobs) {
+        rc = sx_err(SYSEXT_ENOMEM, "out of memory");
+        goto out;
+    }
+    /* Classify; collect the files to hash. */
+    for (size_t i = 0; i < w.n; i++) {
+        const walk_item *it = &w.v[i];
+        bool v2 = it->in_r2 && wanted(it->r2);
+        bool v1 = it->type == W_FILE && wanted(it->r1);
+        if (it->type == W_LINK && is_dsstore(it->rel)) {
+            rc = sx_err(SYSEXT_EFORMAT, "%s/%s: .DS_Store files cannot be a symlink", base, it->rel);
+            goto out;
+        }
+        if (it->type == W_OTHER && (v2 || wanted(it->r1))) {
+            rc = sx_err(SYSEXT_EFORMAT,
+                        "%s/%s: unsupported resource found (something not a directory, file or "
+                        "symlink)",
+                        base, it->rel);
+            goto out;
+        }
+        size_t job = SIZE_MAX;
+        bool nested_file = v2 && it->type == W_FILE && (it->r2->flags & SX_RULE_NESTED);
+        bool need1 = v1 || (v2 && !nested_file && it->type == W_FILE && want1);
+        bool need256 = v2 && !nested_file && it->type == W_FILE && want256;
+        if (need1 || need256) {
+            sx_hash_job *j = &jobs[njobs];
+            if (!(j->path = sx_path_join(base, it->rel))) {
+                rc = sx_err(SYSEXT_ENOMEM, "out of memory");
+                goto out;
+            }
+            j->rel = it->rel;
+            j->want_sha1 = need1;
+            j->want_sha256 = need256;
+            j->size = it->size;
+            j->stat_known = true;
+            j->dev = it->dev;
+            j->ino = it->ino;
+            j->mtime_ns = it->mtime_ns;
+            j->ctime_ns = it->ctime_ns;
+            job = njobs++;
+        }
+        if (v2) {
+            build_entry *b = &e2[n2++];
+            b->item = it;
+            b->job = job;
+            b->optional = (it->r2->flags & SX_RULE_OPTIONAL) != 0;
+            if (it->type == W_LINK)
+                b->kind = SX_SEAL_SYMLINK;
+            else if (it->type == W_NESTED_DIR || nested_file)
+                b->kind = SX_SEAL_NESTED;
+            else
+                b->kind = SX_SEAL_FILE;
+        }
+        if (v1) {
+            build_entry *b = &e1[n1++];
+            b->item = it;
+            b->job = job;
+            b->kind = SX_SEAL_FILE;
+            b->optional = (it->r1->flags & SX_RULE_OPTIONAL) != 0;
+        }
+    }
+
+    /* Nested code: the caller knows how to read signatures (serially: callbacks need not be
+     * thread-safe). */
+    for (size_t i = 0; i < n2; i++) {
+        build_entry *b = &e2[i];
+        if (b->kind != SX_SEAL_NESTED)
+            continue;
+        char *abs = sx_path_join(base, b->item->rel);
+        if (!abs) {
+            rc = sx_err(SYSEXT_ENOMEM, "out of memory");
+            goto out;
+        }
+        if (!o->nested) {
+            rc = sx_err(SYSEXT_EUNSUPPORTED, "%s: nested code, but no way to read its signature",
+                        abs);
+            free(abs);
+            goto out;
+        }
+        rc = o->nested(abs, &b->nested, o->nested_payload);
+        if (rc == 0 && !b->nested.requirement)
+            rc = sx_err(SYSEXT_EINVALID, "%s: nested code has no designated requirement", abs);
+        if (rc < 0) {
+            sx_err_prefix(rc, "nested code %s", b->item->rel);
+            free(abs);
+            goto out;
+        }
+        free(abs);
+    }
+
+    if ((rc = sx_hash_jobs_run(jobs, njobs, o->threads, o->cache_path, &hs)) < 0)
+        goto out;
+
+    qsort(e2, n2, sizeof(*e2), cmp_entry_path);
+    qsort(e1, n1, sizeof(*e1), cmp_entry_path);
+
+    /* Serialize: every dictionary's keys inserted in sorted order (6.9). */
+    root = plist_new_dict();
+    plist_t files = plist_new_dict(), files2 = plist_new_dict();
+    if (!root || !files || !files2) {
+        plist_free(files);
+        plist_free(files2);
+        rc = sx_err(SYSEXT_ENOMEM, "out of memory");
+        goto out;
+    }
+    plist_dict_set_item(root, "files", files);
+    plist_dict_set_item(root, "files2", files2);
+    for (size_t i = 0; i < n1; i++) {
+        const build_entry *b = &e1[i];
+        const sx_hash_job *j = &jobs[b->job];
+        plist_t v;
+        if (b->item->r1->flags == 0) {
+            v = data_node(j->sha1, 20);
+        } else {
+            v = plist_new_dict();
+            if (v) {
+                plist_dict_set_item(v, "hash", data_node(j->sha1, 20));
+                plist_dict_set_item(v, "optional", plist_new_bool(b->optional));
+            }
+        }
+        if (!v) {
+            rc = sx_err(SYSEXT_ENOMEM, "out of memory");
+            goto out;
+        }
+        plist_dict_set_item(files, b->item->rel, v);
+    }
+    size_t nfiles = 0, nlinks = 0, nnested = 0;
+    for (size_t i = 0; i < n2; i++) {
+        const build_entry *b = &e2[i];
+        plist_t v = plist_new_dict();
+        if (!v) {
+            rc = sx_err(SYSEXT_ENOMEM, "out of memory");
+            goto out;
+        }
+        /* Sorted: cdhash hash hash2 optional requirement symlink. */
+        if (b->kind == SX_SEAL_NESTED) {
+            plist_dict_set_item(v, "cdhash", data_node(b->nested.cdhash, 20));
+            nnested++;
+        } else if (b->kind == SX_SEAL_FILE) {
+            const sx_hash_job *j = &jobs[b->job];
+            if (want1)
+                plist_dict_set_item(v, "hash", data_node(j->sha1, 20));
+            if (want256)
+                plist_dict_set_item(v, "hash2", data_node(j->sha256, 32));
+            nfiles++;
+        } else {
+            nlinks++;
+        }
+        if (b->optional)
+            plist_dict_set_item(v, "optional", plist_new_bool(1));
+        if (b->kind == SX_SEAL_NESTED)
+            plist_dict_set_item(v, "requirement", plist_new_string(b->nested.requirement));
+        if (b->kind == SX_SEAL_SYMLINK)
+            plist_dict_set_item(v, "symlink", plist_new_string(b->item->link));
+        plist_dict_set_item(files2, b->item->rel, v);
+    }
+    plist_dict_set_item(root, "rules", t1);
+    t1 = NULL;
+    plist_dict_set_item(root, "rules2", t2);
+    t2 = NULL;
+    plist_to_xml(root, &xml, &xml_len);
+    if (!xml) {
+        rc = sx_err(SYSEXT_ENOMEM, "seal: plist serialization failed");
+        goto out;
+    }
+    sx_buf_free(xml_out);
+    if ((rc = sx_buf_append(xml_out, xml, xml_len)) < 0)
+        goto out;
+    if (o->stats) {
+        o->stats->files = nfiles;
+        o->stats->symlinks = nlinks;
+        o->stats->nested = nnested;
+        o->stats->files_hashed = hs.files_hashed;
+        o->stats->files_cached = hs.files_cached;
+        o->stats->bytes_hashed = hs.bytes_hashed;
+    }
+out:
+    if (xml)
+        plist_to_xml_free(xml);
+    plist_free(root);
+    plist_free(t1);
+    plist_free(t2);
+    if (e2)
+        for (size_t i = 0; i < n2; i++)
+            free(e2[i].nested.requirement);
+    free(e2);
+    free(e1);
+    sx_hash_jobs_free(jobs, njobs);
+    walker_free(&w);
+    sx_seal_rules_free(&rs1);
+    sx_seal_rules_free(&rs2);
+    free(base);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- parse */
+
+static void entry_free(sx_seal_entry *e)
+{
+    free(e->path);
+    free(e->symlink);
+    free(e->requirement);
+}
+
+void sx_seal_free(sx_seal *s)
+{
+    if (!s)
+        return;
+    for (size_t i = 0; i < s->nfiles; i++)
+        entry_free(&s->files[i]);
+    for (size_t i = 0; i < s->nfiles2; i++)
+        entry_free(&s->files2[i]);
+    free(s->files);
+    free(s->files2);
+    sx_seal_rules_free(&s->rules);
+    sx_seal_rules_free(&s->rules2);
+    free(s);
+}
+
+static int get_data(plist_t v, size_t want, const char *what, const char *dict, const char *path,
+                    const char *key, uint8_t *out)
+{
+    if (plist_get_node_type(v) != PLIST_DATA)
+        return sx_err(SYSEXT_EFORMAT, "%s: %s.%s.%s: expected data", what, dict, path, key);
+    uint64_t len = 0;
+    const char *p = plist_get_data_ptr(v, &len);
+    if (len != want || (!p && want))
+        return sx_err(SYSEXT_EFORMAT, "%s: %s.%s.%s: expected %zu bytes of data, got %llu", what,
+                      dict, path, key, want, (unsigned long long)len);
+    memcpy(out, p, want);
+    return 0;
+}
+
+static int get_string(plist_t v, const char *what, const char *dict, const char *path,
+                      const char *key, char **out)
+{
+    if (plist_get_node_type(v) != PLIST_STRING)
+        return sx_err(SYSEXT_EFORMAT, "%s: %s.%s.%s: expected a string", what, dict, path, key);
+    uint64_t len = 0;
+    const char *p = plist_get_string_ptr(v, &len);
+    if (!p || strlen(p) != len)
+        return sx_err(SYSEXT_EFORMAT, "%s: %s.%s.%s: invalid string", what, dict, path, key);
+    if (!(*out = strdup(p)))
+        return sx_err(SYSEXT_ENOMEM, "out of memory");
+    return 0;
+}
+
+static int parse_entry(plist_t v, const char *what, const char *dict, sx_seal_entry *e)
+{
+    const char *path = e->path;
+    int rc;
+    plist_type t = plist_get_node_type(v);
+    if (t == PLIST_DATA) {
+        e->has_sha1 = true;
+        return get_data(v, 20, what, dict, path, "", e->sha1);
+    }
+    if (t != PLIST_DICT)
+        return sx_err(SYSEXT_EFORMAT, "%s: %s.%s: expected data or a dictionary", what, dict, path);
+    plist_t x;
+    if ((x = plist_dict_get_item(v, "optional"))) {
+        if (plist_get_node_type(x) != PLIST_BOOLEAN)
+            return sx_err(SYSEXT_EFORMAT, "%s: %s.%s.optional: expected a boolean", what, dict,
+                          path);
+        uint8_t b = 0;
+        plist_get_bool_val(x, &b);
+        e->optional = b != 0;
+    }
+    if ((x = plist_dict_get_item(v, "requirement"))) {
+        e->kind = SX_SEAL_NESTED;
+        if ((rc = get_string(x, what, dict, path, "requirement", &e->requirement)) < 0)
+            return rc;
+        if ((x = plist_dict_get_item(v, "cdhash"))) {
+            if ((rc = get_data(x, 20, what, dict, path, "cdhash", e->cdhash)) < 0)
+                return rc;
+            e->has_cdhash = true;
+        }
+        return 0;
+    }
+    if ((x = plist_dict_get_item(v, "symlink"))) {
+        e->kind = SX_SEAL_SYMLINK;
+        return get_string(x, what, dict, path, "symlink", &e->symlink);
+    }
+    e->kind = SX_SEAL_FILE;
+    if ((x = plist_dict_get_item(v, "hash"))) {
+        if ((rc = get_data(x, 20, what, dict, path, "hash", e->sha1)) < 0)
+            return rc;
+        e->has_sha1 = true;
+    }
+    if ((x = plist_dict_get_item(v, "hash2"))) {
+        if ((rc = get_data(x, 32, what, dict, path, "hash2", e->sha256)) < 0)
+            return rc;
+        e->has_sha256 = true;
+    }
+    if ((x = plist_dict_get_item(v, "hash3"))) {
+        if ((rc = get_data(x, 20, what, dict, path, "hash3", e->sha256t)) < 0)
+            return rc;
+        e->has_sha256t = true;
+    }
+    if ((x = plist_dict_get_item(v, "hash4"))) {
+        if ((rc = get_data(x, 48, what, dict, path, "hash4", e->sha384)) < 0)
+            return rc;
+        e->has_sha384 = true;
+    }
+    if (!e->has_sha1 && !e->has_sha256 && !e->has_sha256t && !e->has_sha384)
+        return sx_err(SYSEXT_EFORMAT, "%s: %s.%s: no hash, symlink or requirement", what, dict,
+                      path);
+    return 0;
+}
+
+static int cmp_seal_entry(const void *a, const void *b)
+{
+    return strcmp(((const sx_seal_entry *)a)->path, ((const sx_seal_entry *)b)->path);
+}
+
+static int parse_files(plist_t dict, const char *what, const char *key, sx_seal_entry **out,
+                       size_t *nout)
+{
+    if (plist_get_node_type(dict) != PLIST_DICT)
+        return sx_err(SYSEXT_EFORMAT, "%s: %s: expected a dictionary", what, key);
+    uint32_t n = plist_dict_get_size(dict);
+    sx_seal_entry *v = calloc(n ? n : 1, sizeof(*v));
+    if (!v)
+        return sx_err(SYSEXT_ENOMEM, "out of memory");
+    *out = v;
+    *nout = 0;
+    plist_dict_iter it = NULL;
+    plist_dict_new_iter(dict, &it);
+    if (!it)
+        return sx_err(SYSEXT_ENOMEM, "out of memory");
+    int rc = 0;
+    for (;;) {
+        char *k = NULL;
+        plist_t val = NULL;
+        plist_dict_next_item(dict, it, &k, &val);
+        if (!val) {
+            free(k);
+            break;
+        }
+        if (*nout >= n) {
+            free(k);
+            rc = sx_err(SYSEXT_EFORMAT, "%s: %s: inconsistent dictionary", what, key);
+            break;
+        }
+        if (!k) {
+            rc = sx_err(SYSEXT_ENOMEM, "out of memory");
+            break;
+        }
+        sx_seal_entry *e = &v[(*nout)++];
+        e->path = k;
+        if (!*k) {
+            rc = sx_err(SYSEXT_EFORMAT, "%s: %s: empty path", what, key);
+            break;
+        }
+        if ((rc = parse_entry(val, what, key, e)) < 0)
+            break;
+    }
+    free(it);
+    if (rc < 0)
+        return rc;
+    qsort(v, *nout, sizeof(*v), cmp_seal_entry);
+    for (size_t i = 1; i < *nout; i++)
+        if (strcmp(v[i - 1].path, v[i].path) == 0)
+            return sx_err(SYSEXT_EFORMAT, "%s: %s.%s: duplicate entry", what, key, v[i].path);
+    return 0;
+}
+
+static int be_uint(const uint8_t *p, unsigned n, uint64_t *out)
+{
+    uint64_t v = 0;
+    for (unsigned i = 0; i < n; i++)
+        v = (v << 8) | p[i];
+    *out = v;
+    return 0;
+}
+
+/* libplist 2.2 asserts (aborts) on a binary plist string with an embedded NUL used as a
+ * dictionary key. Check every string object of a bplist00 first, through its offset table;
+ * anything structurally odd is rejected here too. */
+static int bplist_prescan(const uint8_t *d, size_t len, const char *what)
+{
+    if (len < 8 + 32)
+        return sx_err(SYSEXT_EFORMAT, "%s: binary plist too short", what);
+    const uint8_t *t = d + len - 32;
+    unsigned osz = t[6];
+    uint64_t nobj, table;
+    be_uint(t + 8, 8, &nobj);
+    be_uint(t + 24, 8, &table);
+    size_t body = len - 32;
+    if (osz < 1 || osz > 8 || table < 8 || table > body || nobj > (body - table) / osz)
+        return sx_err(SYSEXT_EFORMAT, "%s: binary plist: bad trailer", what);
+    for (uint64_t i = 0; i < nobj; i++) {
+        uint64_t off;
+        be_uint(d + table + i * osz, osz, &off);
+        if (off < 8 || off >= table)
+            return sx_err(SYSEXT_EFORMAT, "%s: binary plist: object %llu at a bad offset", what,
+                          (unsigned long long)i);
+        uint8_t m = d[off], type = m >> 4;
+        if (type != 0x5 && type != 0x6)
+            continue;
+        uint64_t count = m & 0xf, pos = off + 1;
+        if (count == 0xf) {
+            if (pos >= table || (d[pos] >> 4) != 0x1 || (d[pos] & 0xf) > 3)
+                return sx_err(SYSEXT_EFORMAT, "%s: binary plist: object %llu: bad length",
+                              what, (unsigned long long)i);
+            unsigned n = 1u << (d[pos] & 0xf);
+            if (pos + 1 + n > table)
+                return sx_err(SYSEXT_EFORMAT, "%s: binary plist: object %llu: bad length",
+                              what, (unsigned long long)i);
+            be_uint(d + pos + 1, n, &count);
+            pos += 1 + n;
+        }
+        uint64_t bytes = type == 0x6 ? count * 2 : count;
+        if (count > table || bytes > table - pos)
+            return sx_err(SYSEXT_EFORMAT, "%s: binary plist: object %llu overruns", what,
+                          (unsigned long long)i);
+        for (uint64_t k = 0; k < bytes; k += type == 0x6 ? 2 : 1)
+            if (d[pos + k] == 0 && (type == 0x5 || d[pos + k + 1] == 0))
+                return sx_err(SYSEXT_EFORMAT, "%s: binary plist: object %llu: NUL in a string",
+                              what, (unsigned long long)i);
+    }
+    return 0;
+}
+
+int sx_seal_parse(const uint8_t *data, size_t len, const char *what, sx_seal **out)
+{
+    SX_ASSERT_ARG(data || len == 0);
+    SX_ASSERT_ARG(out);
+    if (!what)
+        what = "CodeResources";
+    if (len == 0)
+        return sx_err(SYSEXT_EFORMAT, "%s: empty file, expected a property list", what);
+    if (len > SEAL_MAX_BYTES || len > UINT32_MAX)
+        return sx_err(SYSEXT_ELIMIT, "%s: %zu bytes is over the limit", what, len);
+    if (len >= 8 && memcmp(data, "bplist00", 8) == 0) {
+        int prc = bplist_prescan(data, len, what);
+        if (prc < 0)
+            return prc;
+    }
+    plist_t root = NULL;
+    plist_from_memory((const char *)data, (uint32_t)len, &root);
+    if (!root)
+        return sx_err(SYSEXT_EFORMAT, "%s: not a property list", what);
+    int rc = 0;
+    sx_seal *s = calloc(1, sizeof(*s));
+    if (!s) {
+        plist_free(root);
+        return sx_err(SYSEXT_ENOMEM, "out of memory");
+    }
+    if (plist_get_node_type(root) != PLIST_DICT) {
+        rc = sx_err(SYSEXT_EFORMAT, "%s: top level: expected a dictionary", what);
+        goto out;
+    }
+    plist_t files = plist_dict_get_item(root, "files"), files2 = plist_dict_get_item(root, "files2");
+    plist_t rules = plist_dict_get_item(root, "rules"), rules2 = plist_dict_get_item(root, "rules2");
+    if (files2 || rules2) {
+        if (!files2 || !rules2) {
+            rc = sx_err(SYSEXT_EFORMAT, "%s: %s: missing (required with %s)", what,
+                        files2 ? "rules2" : "files2", files2 ? "files2" : "rules2");
+            goto out;
+        }
+        if ((rc = parse_files(files2, what, "files2", &s->files2, &s->nfiles2)) < 0 ||
+            (rc = sx_seal_rules_from_plist(rules2, what, "rules2", &s->rules2)) < 0)
+            goto out;
+        s->has_v2 = true;
+    }
+    if (files || rules) {
+        if (!files || !rules) {
+            rc = sx_err(SYSEXT_EFORMAT, "%s: %s: missing (required with %s)", what,
+                        files ? "rules" : "files", files ? "files" : "rules");
+            goto out;
+        }
+        if ((rc = parse_files(files, what, "files", &s->files, &s->nfiles)) < 0 ||
+            (rc = sx_seal_rules_from_plist(rules, what, "rules", &s->rules)) < 0)
+            goto out;
+        for (size_t i = 0; i < s->nfiles; i++)
+            if (s->files[i].kind != SX_SEAL_FILE || !s->files[i].has_sha1) {
+                rc = sx_err(SYSEXT_EFORMAT, "%s: files.%s.hash: expected a SHA-1 hash", what,
+                            s->files[i].path);
+                goto out;
+            }
+        s->has_v1 = true;
+    }
+    if (!s->has_v1 && !s->has_v2)
+        rc = sx_err(SYSEXT_EFORMAT, "%s: files2/files: missing (no seal in the dictionary)", what);
+out:
+    plist_free(root);
+    if (rc < 0)
+        sx_seal_free(s);
+    else
+        *out = s;
+    return rc;
+}
+
+const sx_seal_entry *sx_seal_find(const sx_seal_entry *v, size_t n, const char *path)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int d = strcmp(path, v[mid].path);
+        if (d == 0)
+            return &v[mid];
+        if (d < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return NULL;
+}
+
+/* ---------------------------------------------------------------- verify */
+
+static bool path_under(const char *p, const char *dir)
+{
+    size_t n = strlen(dir);
+    while (n > 1 && dir[n - 1] == '/')
+        n--;
+    return strncmp(p, dir, n) == 0 && (p[n] == '/' || p[n] == 0);
+}
+
+/* 6.8: an absolute target must be under /System/ or /Library/; a relative one must stay inside
+ * the bundle, both lexically and after resolving it on disk. */
+static bool symlink_leaves(const char *bundle_real, const char *base_rel_prefix, const char *rel,
+                           const char *target, const char *abs_link)
+{
+    if (target[0] == '/') {
+        char real[PATH_MAX];
+        const char *p = realpath(target, real) ? real : target;
+        return !(strncmp(p, "/System/", 8) == 0 || strncmp(p, "/Library/", 9) == 0);
+    }
+    /* Lexical: count the depth below the bundle root of the link's directory, then walk the
+     * target's components; going above the root leaves the bundle. */
+    size_t depth = 0;
+    for (const char *p = base_rel_prefix; *p; p++)
+        depth += *p == '/';
+    for (const char *p = rel; *p; p++)
+        depth += *p == '/';
+    const char *p = target;
+    while (*p) {
+        const char *q = strchr(p, '/');
+        size_t cl = q ? (size_t)(q - p) : strlen(p);
+        if (cl == 2 && p[0] == '.' && p[1] == '.') {
+            if (depth == 0)
+                return true;
+            depth--;
+        } else if (!(cl == 0 || (cl == 1 && p[0] == '.'))) {
+            depth++;
+        }
+        p = q ? q + 1 : p + cl;
+    }
+    bool leaves = false;
+    char real[PATH_MAX];
+    char *abs = NULL;
+    char *dir = sx_path_dirname(abs_link);
+    if (!dir || asprintf(&abs, "%s/%s", dir, target) < 0) {
+        free(dir);
+        return true;
+    }
+    free(dir);
+    if (realpath(abs, real)) {
+        leaves = !path_under(real, bundle_real) && strncmp(real, "/System/", 8) != 0 &&
+                 strncmp(real, "/Library/", 9) != 0;
+    }
+    free(abs);
+    return leaves;
+}
+
+static bool is_known_component(const char *name)
+{
+    static const char *const fixed[] = {"CodeDirectory",   "CodeRequirements",
+                                        "CodeResources",   "CodeEntitlements",
+                                        "CodeEntitlementDER", "CodeSignature",
+                                        "CodeTopDirectory", "CodeRepSpecific",
+                                        "LibraryConstraint"};
+    for (size_t i = 0; i < SX_ARRAY_SIZE(fixed); i++)
+        if (strcmp(name, fixed[i]) == 0)
+            return true;
+    if (strncmp(name, "CodeRequirements-", 17) == 0 && name[17] >= '1' && name[17] <= '5' &&
+        name[18] == 0)
+        return true;
+    if (strncmp(name, "LaunchConstraint", 16) == 0 && strlen(name) < 40)
+        return true;
+    return false;
+}
+
+/* Strict structure: _CodeSignature holds only component files (7.3); a deep bundle's root
+ * holds only Contents and a few Finder files (7.4). */
+static int check_structure(const sx_seal_options *o, const char *base, sx_report *report)
+{
+    char *sig = sx_path_join(base, "_CodeSignature");
+    if (!sig)
+        return sx_err(SYSEXT_ENOMEM, "out of memory");
+    DIR *d = opendir(sig);
+    if (d) {
+        struct dirent *de;
+        while ((de = readdir(d))) {
+            if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+                continue;
+            struct stat st;
+            bool reg = fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                       S_ISREG(st.st_mode);
+            if (!reg || !is_known_component(de->d_name))
+                sx_report_add(report, SX_SEV_ERROR, "unsealed-content", "_CodeSignature", NULL,
+                              "unsealed contents present in the bundle root: _CodeSignature/%s",
+                              de->d_name);
+        }
+        closedir(d);
+    }
+    free(sig);
+    if (o->flat)
+        return 0;
+    d = opendir(o->bundle_path);
+    if (!d)
+        return sx_err_errno(sx_errno_code(errno), errno, "%s", o->bundle_path);
+    static const char *const allowed[] = {"Contents", ".DS_Store", ".LSOverride", "Icon\r",
+                                          ".SoftwareDepot.tracking"};
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        bool ok = false;
+        for (size_t i = 0; i < SX_ARRAY_SIZE(allowed); i++)
+            ok = ok || strcmp(de->d_name, allowed[i]) == 0;
+        if (!ok)
+            sx_report_add(report, SX_SEV_ERROR, "unsealed-content", de->d_name, NULL,
+                          "unsealed contents present in the bundle root: %s", de->d_name);
+    }
+    closedir(d);
+    return 0;
+}
+
+static bool digest_matches(const sx_seal_entry *e, const sx_hash_job *j)
+{
+    if (e->has_sha256)
+        return memcmp(e->sha256, j->sha256, 32) == 0;
+    if (e->has_sha256t)
+        return memcmp(e->sha256t, j->sha256, 20) == 0;
+    return memcmp(e->sha1, j->sha1, 20) == 0;
+}
+
+int sx_seal_verify(const sx_seal_options *o, const uint8_t *xml, size_t len, bool strict,
+                   sx_nested_check_fn check, void *payload, sx_report *report)
+{
+    SX_ASSERT_ARG(o);
+    SX_ASSERT_ARG(o->bundle_path);
+    SX_ASSERT_ARG(report);
+    sx_seal *s = NULL;
+    sx_seal_rules rs = {0};
+    walker w = {0};
+    bool *seen = NULL;
+    sx_hash_job *jobs = NULL;
+    const sx_seal_entry **job_entry = NULL;
+    size_t njobs = 0;
+    char *base = NULL, *bundle_real = NULL;
+    size_t errors_before = sx_report_count(report, SX_SEV_ERROR);
+    size_t nfiles = 0, nlinks = 0, nnested = 0;
+    sx_hash_stats hs = {0};
+    int rc = sx_seal_parse(xml, len, "CodeResources", &s);
+    if (rc < 0) {
+        sx_report_add(report, SX_SEV_ERROR, "seal-malformed", "_CodeSignature/CodeResources", NULL,
+                      "%s", sx_errmsg());
+        return rc == SYSEXT_ENOMEM ? rc : SYSEXT_EFORMAT;
+    }
+    const sx_seal_entry *ents = s->has_v2 ? s->files2 : s->files;
+    size_t nents = s->has_v2 ? s->nfiles2 : s->nfiles;
+    const char *rkey = s->has_v2 ? "rules2" : "rules";
+    if (!(base = resource_base(o))) {
+        rc = sx_err(SYSEXT_ENOMEM, "out of memory");
+        goto out;
+    }
+    if ((rc = sx_seal_rules_copy(s->has_v2 ? &s->rules2 : &s->rules, &rs)) < 0 ||
+        (rc = add_exclusions(&rs, o)) < 0)
+        goto out;
+    if ((rc = sx_seal_rules_compile(&rs, "CodeResources", rkey)) < 0) {
+        sx_report_add(report, SX_SEV_ERROR, "seal-malformed", "_CodeSignature/CodeResources", rkey,
+                      "%s", sx_errmsg());
+        rc = SYSEXT_EFORMAT;
+        goto out;
+    }
+    if (strict) {
+        const char *weak = s->has_v2 ? sx_seal_rules_weakness(&s->rules2, o->flat)
+                                     : "resource envelope is obsolete (version 1 signature)";
+        if (weak)
+            sx_report_add(report, SX_SEV_ERROR, "weak-rules", "_CodeSignature/CodeResources", rkey,
+                          "%s", weak);
+        bundle_real = realpath(o->bundle_path, NULL);
+        if (!bundle_real) {
+            rc = sx_err_errno(sx_errno_code(errno), errno, "%s", o->bundle_path);
+            goto out;
+        }
+        if ((rc = check_structure(o, base, report)) < 0)
+            goto out;
+    }
+
+    w.what = base;
+    w.rs2 = &rs;
+    if ((rc = walk_base(&w, base)) < 0)
+        goto out;
+
+    seen = calloc(nents ? nents : 1, sizeof(*seen));
+    jobs = calloc(w.n ? w.n : 1, sizeof(*jobs));
+    job_entry = calloc(w.n ? w.n : 1, sizeof(*job_entry));
+    if (!seen || !jobs || !job_entry) {
+        rc = sx_err(SYSEXT_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < w.n; i++) {
+        const walk_item *it = &w.v[i];
+        if (it->type == W_LINK && is_dsstore(it->rel) && it->r2 && !is_excluded(it->r2)) {
+            sx_report_add(report, SX_SEV_ERROR, "dsstore-symlink", it->rel, NULL,
+                          ".DS_Store files cannot be a symlink: %s", it->rel);
+            continue;
+        }
+        if (!it->r2) {
+            if (strict)
+                sx_report_add(report, SX_SEV_ERROR, "unsealed-content", it->rel, NULL,
+                              "resources are present but not sealed by signature: %s", it->rel);
+            continue;
+        }
+        if (!wanted(it->r2))
+            continue;
+        if (it->type == W_OTHER) {
+            sx_report_add(report, SX_SEV_ERROR, "unsupported-resource", it->rel, NULL,
+                          "unsupported resource found (something not a directory, file or "
+                          "symlink): %s",
+                          it->rel);
+            continue;
+        }
+        const sx_seal_entry *e = sx_seal_find(ents, nents, it->rel);
+        if (!e) {
+            if (!s->has_v2 && it->type == W_LINK)
+                continue; /* version 1 ignores symlinks */
+            sx_report_add(report, SX_SEV_ERROR, "file-added", it->rel, NULL, "file added: %s",
+                          it->rel);
+            continue;
+        }
+        seen[e - ents] = true;
+        char *abs = sx_path_join(base, it->rel);
+        if (!abs) {
+            rc = sx_err(SYSEXT_ENOMEM, "out of memory");
+            goto out;
+        }
+        if (e->kind == SX_SEAL_NESTED) {
+            nnested++;
+            if (it->type == W_LINK) {
+                sx_report_add(report, SX_SEV_ERROR, "file-modified", it->rel, NULL,
+                              "file modified: %s", it->rel);
+            } else if (check) {
+                if (check(abs, e->has_cdhash ? e->cdhash : NULL, e->requirement, payload) != 0)
+                    sx_report_add(report, SX_SEV_ERROR, "nested-invalid", it->rel, NULL,
+                                  "nested code is modified or invalid: %s", it->rel);
+            } else if (o->nested) {
+                sx_nested_info ni;
+                memset(&ni, 0, sizeof(ni));
+                int nrc = o->nested(abs, &ni, o->nested_payload);
+                if (nrc != 0 || (e->has_cdhash && memcmp(ni.cdhash, e->cdhash, 20) != 0))
+                    sx_report_add(report, SX_SEV_ERROR, "nested-invalid", it->rel, NULL,
+                                  "nested code is modified or invalid: %s", it->rel);
+                free(ni.requirement);
+            } else {
+                sx_report_add(report, SX_SEV_NOTE, "nested-unchecked", it->rel, NULL,
+                              "nested code not validated: %s", it->rel);
+            }
+        } else if (e->kind == SX_SEAL_SYMLINK) {
+            nlinks++;
+            if (it->type != W_LINK) {
+                sx_report_add(report, SX_SEV_ERROR, "file-modified", it->rel, NULL,
+                              "file modified: %s", it->rel);
+            } else if (strcmp(it->link, e->symlink) != 0) {
+                sx_report_add(report, SX_SEV_ERROR, "symlink-changed", it->rel, NULL,
+                              "file modified: %s", it->rel);
+            } else if (strict && symlink_leaves(bundle_real, o->flat ? "" : "Contents/", it->rel,
+                                                it->link, abs)) {
+                sx_report_add(report, SX_SEV_ERROR, "symlink-outside", it->rel, NULL,
+                              "invalid destination for symbolic link in bundle: %s -> %s",
+                              it->rel, it->link);
+            }
+        } else {
+            nfiles++;
+            if (it->type != W_FILE || (!e->has_sha1 && !e->has_sha256 && !e->has_sha256t)) {
+                /* a type change, or only a digest we do not compute (hash4) */
+                if (it->type == W_FILE)
+                    sx_report_add(report, SX_SEV_ERROR, "file-modified", it->rel, NULL,
+                                  "file modified: %s (no supported digest in the seal)", it->rel);
+                else
+                    sx_report_add(report, SX_SEV_ERROR, "file-modified", it->rel, NULL,
+                                  "file modified: %s", it->rel);
+            } else {
+                sx_hash_job *j = &jobs[njobs];
+                j->path = abs;
+                abs = NULL;
+                j->rel = it->rel;
+                j->want_sha256 = e->has_sha256 || e->has_sha256t;
+                j->want_sha1 = !j->want_sha256;
+                j->size = it->size;
+                job_entry[njobs++] = e;
+            }
+        }
+        free(abs);
+    }
+
+    rc = sx_hash_jobs_run(jobs, njobs, o->threads, NULL, &hs);
+    if (rc < 0)
+        sx_err_clear();
+    rc = 0;
+    for (size_t i = 0; i < njobs; i++) {
+        const sx_hash_job *j = &jobs[i];
+        const sx_seal_entry *e = job_entry[i];
+        if (j->rc == SYSEXT_ENOTFOUND) {
+            if (!e->optional)
+                sx_report_add(report, SX_SEV_ERROR, "file-missing", e->path, NULL,
+                              "file missing: %s", e->path);
+        } else if (j->rc == SYSEXT_EFORMAT) {
+            sx_report_add(report, SX_SEV_ERROR, "file-modified", e->path, NULL,
+                          "file modified: %s", e->path);
+        } else if (j->rc < 0) {
+            rc = sx_err(j->rc, "%s", j->errmsg ? j->errmsg : j->path);
+            goto out;
+        } else if (!digest_matches(e, j)) {
+            sx_report_add(report, SX_SEV_ERROR, "file-modified", e->path, NULL,
+                          "file modified: %s", e->path);
+        }
+    }
+    for (size_t i = 0; i < nents; i++)
+        if (!seen[i] && !ents[i].optional)
+            sx_report_add(report, SX_SEV_ERROR, "file-missing", ents[i].path, NULL,
+                          "file missing: %s", ents[i].path);
+    if (report->oom) {
+        rc = sx_err(SYSEXT_ENOMEM, "out of memory while reporting");
+        goto out;
+    }
+    if (o->stats) {
+        o->stats->files = nfiles;
+        o->stats->symlinks = nlinks;
+        o->stats->nested = nnested;
+        o->stats->files_hashed = hs.files_hashed;
+        o->stats->files_cached = 0;
+        o->stats->bytes_hashed = hs.bytes_hashed;
+    }
+    if (sx_report_count(report, SX_SEV_ERROR) > errors_before)
+        rc = sx_err(SYSEXT_ESIGNATURE, "a sealed resource is missing or invalid");
+out:
+    free(bundle_real);
+    free(job_entry);
+    sx_hash_jobs_free(jobs, njobs);
+    free(seen);
+    walker_free(&w);
+    sx_seal_rules_free(&rs);
+    free(base);
+    sx_seal_free(s);
+    return rc;
+}

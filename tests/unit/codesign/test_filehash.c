@@ -1,0 +1,287 @@
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util/common.h"
+#include "codesign/hash.h"
+#include "codesign/seal.h"
+#include "codesign/seal_internal.h"
+#include "util/fs.h"
+#include "util/hex.h"
+
+#define ICON SYSEXT_SHARED_DIR "/samples/apple/coderesources/KilimcininKorOglu_SplitWG.inputs/Resources/AppIcon.icns"
+
+static char dir[] = "/tmp/sx-test-filehash-XXXXXX";
+
+static void setup(void)
+{
+    cr_assert_not_null(mkdtemp(dir));
+}
+
+static void teardown(void)
+{
+    sx_rm_rf(dir);
+}
+
+TestSuite(codesign_filehash, .init = setup, .fini = teardown);
+
+static char *at(const char *rel)
+{
+    char *p = sx_path_join(dir, rel);
+    cr_assert_not_null(p);
+    return p;
+}
+
+static void put_bytes(const char *rel, const void *data, size_t len)
+{
+    char *p = at(rel);
+    char *d = sx_path_dirname(p);
+    cr_assert_eq(sx_mkdir_p(d, 0755), 0);
+    cr_assert_eq(sx_write_file_atomic(p, data, len, 0644), 0, "%s", sx_errmsg());
+    free(d);
+    free(p);
+}
+
+/* Push every file's timestamps an hour back, out of the cache's racy window. */
+static void age(const char *rel)
+{
+    char *p = at(rel);
+    struct timespec ts[2];
+    clock_gettime(CLOCK_REALTIME, &ts[0]);
+    ts[0].tv_sec -= 3600;
+    ts[1] = ts[0];
+    cr_assert_eq(utimensat(AT_FDCWD, p, ts, AT_SYMLINK_NOFOLLOW), 0);
+    free(p);
+}
+
+Test(codesign_filehash, pair_matches_known_digests)
+{
+    uint8_t s1[20], s256[32];
+    uint64_t size = 0;
+    char hex[65];
+    cr_assert_eq(sx_hash_file_pair(ICON, s1, s256, &size), 0, "%s", sx_errmsg());
+    cr_assert_eq(size, 64290);
+    sx_hex_encode(s1, 20, hex);
+    cr_assert_str_eq(hex, "cf3e4e9c9954a34d350a987fca7c1cbbb5f75d4f");
+    sx_hex_encode(s256, 32, hex);
+    cr_assert_str_eq(hex, "998564fce27a305e270adf1039e48c57b3173ff53f7fccdaa476e238ec02b219");
+}
+
+Test(codesign_filehash, pair_errors)
+{
+    uint8_t s1[20], s256[32];
+    char *missing = at("nope");
+    cr_assert_eq(sx_hash_file_pair(missing, s1, s256, NULL), SYSEXT_ENOTFOUND);
+    cr_assert(strstr(sx_errmsg(), missing));
+    char *l = at("link");
+    cr_assert_eq(symlink(ICON, l), 0);
+    cr_assert_eq(sx_hash_file_pair(l, s1, s256, NULL), SYSEXT_EFORMAT);
+    cr_assert_eq(sx_hash_file_pair(dir, s1, s256, NULL), SYSEXT_EFORMAT);
+    free(missing);
+    free(l);
+}
+
+/* Sizes around the read chunk; every thread count gives the one-shot digests. */
+Test(codesign_filehash, pool_matches_one_shot)
+{
+    static const size_t sizes[] = {0, 1, 4095, 65536, (1u << 20) - 1, 1u << 20, (1u << 20) + 7,
+                                   3000000};
+    size_t n = SX_ARRAY_SIZE(sizes);
+    uint8_t *buf = malloc(3000000);
+    for (size_t i = 0; i < 3000000; i++)
+        buf[i] = (uint8_t)(i * 131 + (i >> 9));
+    for (unsigned threads = 1; threads <= 4; threads += 3) {
+        sx_hash_job *jobs = calloc(n, sizeof(*jobs));
+        for (size_t i = 0; i < n; i++) {
+            char rel[32];
+            snprintf(rel, sizeof(rel), "f%zu", i);
+            put_bytes(rel, buf, sizes[i]);
+            jobs[i].path = at(rel);
+            jobs[i].want_sha1 = true;
+            jobs[i].want_sha256 = i % 2 == 0;
+        }
+        sx_hash_stats st;
+        cr_assert_eq(sx_hash_jobs_run(jobs, n, threads, NULL, &st), 0, "%s", sx_errmsg());
+        cr_assert_eq(st.files_hashed, n);
+        for (size_t i = 0; i < n; i++) {
+            uint8_t h1[20], h2[32];
+            sx_hash(SX_HASH_SHA1, buf, sizes[i], h1);
+            sx_hash(SX_HASH_SHA256, buf, sizes[i], h2);
+            cr_assert_eq(jobs[i].size, sizes[i]);
+            cr_assert_eq(memcmp(jobs[i].sha1, h1, 20), 0, "file %zu", i);
+            cr_assert_eq(jobs[i].have_sha256, i % 2 == 0);
+            if (i % 2 == 0)
+                cr_assert_eq(memcmp(jobs[i].sha256, h2, 32), 0, "file %zu", i);
+        }
+        sx_hash_jobs_free(jobs, n);
+    }
+    free(buf);
+}
+
+Test(codesign_filehash, pool_reports_failing_file)
+{
+    put_bytes("ok", "x", 1);
+    sx_hash_job *jobs = calloc(2, sizeof(*jobs));
+    jobs[0].path = at("ok");
+    jobs[0].want_sha256 = true;
+    jobs[1].path = at("gone");
+    jobs[1].want_sha256 = true;
+    cr_assert_eq(sx_hash_jobs_run(jobs, 2, 2, NULL, NULL), SYSEXT_ENOTFOUND);
+    cr_assert(strstr(sx_errmsg(), "gone"), "%s", sx_errmsg());
+    cr_assert_eq(jobs[0].rc, 0);
+    cr_assert_eq(jobs[1].rc, SYSEXT_ENOTFOUND);
+    sx_hash_jobs_free(jobs, 2);
+}
+
+/* ---- incremental sealing ---- */
+
+#define NFILES 40
+
+static void make_tree(void)
+{
+    put_bytes("B.app/Contents/Info.plist", "<plist/>", 8);
+    put_bytes("B.app/Contents/MacOS/B", "main", 4);
+    age("B.app/Contents/Info.plist");
+    age("B.app/Contents/MacOS/B");
+    for (int i = 0; i < NFILES; i++) {
+        char rel[64], body[64];
+        snprintf(rel, sizeof(rel), "B.app/Contents/Resources/d%d/f%d.bin", i % 5, i);
+        int len = snprintf(body, sizeof(body), "content of file %d", i);
+        put_bytes(rel, body, (size_t)len);
+        age(rel);
+    }
+}
+
+static void seal(const char *cache, sx_buf *out, sx_seal_stats *st)
+{
+    char *app = at("B.app");
+    sx_seal_options o = {.bundle_path = app, .main_exe_rel = "MacOS/B", .cache_path = cache,
+                         .stats = st, .threads = 2};
+    sx_buf_free(out);
+    cr_assert_eq(sx_seal_build(&o, out), 0, "%s", sx_errmsg());
+    free(app);
+}
+
+Test(codesign_filehash, incremental_rehashes_only_the_changed_file)
+{
+    make_tree();
+    char *cache = at("seal.cache");
+    sx_buf first = SX_BUF_INIT, again = SX_BUF_INIT, full = SX_BUF_INIT;
+    sx_seal_stats st;
+    seal(cache, &first, &st);
+    cr_assert_eq(st.files_hashed, NFILES);
+    cr_assert_eq(st.files_cached, 0);
+    seal(cache, &again, &st);
+    cr_assert_eq(st.files_hashed, 0);
+    cr_assert_eq(st.files_cached, NFILES);
+    cr_assert_eq(again.len, first.len);
+    cr_assert_eq(memcmp(again.data, first.data, first.len), 0);
+
+    put_bytes("B.app/Contents/Resources/d3/f13.bin", "changed!", 8);
+    seal(cache, &again, &st);
+    cr_assert_eq(st.files_hashed, 1);
+    cr_assert_eq(st.files_cached, NFILES - 1);
+    seal(NULL, &full, &st);
+    cr_assert_eq(st.files_hashed, NFILES);
+    cr_assert_eq(again.len, full.len);
+    cr_assert_eq(memcmp(again.data, full.data, full.len), 0);
+    cr_assert_neq(memcmp(again.data, first.data, first.len < again.len ? first.len : again.len), 0);
+    sx_buf_free(&first);
+    sx_buf_free(&again);
+    sx_buf_free(&full);
+    free(cache);
+}
+
+/* Same size, mtime put back: the ctime (and for a replaced file the inode) still differ. */
+Test(codesign_filehash, cache_not_fooled_by_restored_mtime)
+{
+    make_tree();
+    char *cache = at("seal.cache");
+    sx_buf a = SX_BUF_INIT, b = SX_BUF_INIT;
+    sx_seal_stats st;
+    seal(cache, &a, &st);
+    char *p = at("B.app/Contents/Resources/d0/f0.bin");
+    struct stat before;
+    cr_assert_eq(stat(p, &before), 0);
+    int fd = open(p, O_WRONLY);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(pwrite(fd, "X", 1, 0), 1);
+    close(fd);
+    struct timespec ts[2] = {before.st_atim, before.st_mtim};
+    cr_assert_eq(utimensat(AT_FDCWD, p, ts, 0), 0);
+    seal(cache, &b, &st);
+    cr_assert_eq(st.files_hashed, 1);
+    sx_buf full = SX_BUF_INIT;
+    seal(NULL, &full, &st);
+    cr_assert_eq(b.len, full.len);
+    cr_assert_eq(memcmp(b.data, full.data, b.len), 0);
+    sx_buf_free(&a);
+    sx_buf_free(&b);
+    sx_buf_free(&full);
+    free(p);
+    free(cache);
+}
+
+Test(codesign_filehash, corrupt_cache_is_ignored)
+{
+    make_tree();
+    char *cache = at("seal.cache");
+    sx_buf ref = SX_BUF_INIT, out = SX_BUF_INIT;
+    sx_seal_stats st;
+    seal(cache, &ref, &st);
+    uint8_t *d;
+    size_t n;
+    cr_assert_eq(sx_read_file(cache, 1 << 20, &d, &n), 0);
+    cr_assert_gt(n, 100);
+    cr_assert_eq(memcmp(d, SX_HASH_CACHE_MAGIC, 8), 0);
+    size_t recs = 0;
+    cr_assert_eq(sx_hash_cache_parse_check(d, n, true, &recs), 0, "%s", sx_errmsg());
+    cr_assert_eq(recs, NFILES);
+    cr_assert_eq(sx_hash_cache_parse_check(d, n - 1, false, NULL), SYSEXT_EFORMAT);
+    d[20] ^= 1;
+    cr_assert_eq(sx_hash_cache_parse_check(d, n, true, NULL), SYSEXT_EFORMAT);
+    cr_assert(strstr(sx_errmsg(), "checksum"), "%s", sx_errmsg());
+    d[20] ^= 1;
+
+    /* a flipped digest byte, a truncation, garbage, an empty file */
+    d[n - 40] ^= 1;
+    cr_assert_eq(sx_write_file_atomic(cache, d, n, 0600), 0);
+    seal(cache, &out, &st);
+    cr_assert_eq(st.files_hashed, NFILES);
+    cr_assert_eq(memcmp(out.data, ref.data, ref.len), 0);
+
+    cr_assert_eq(sx_read_file(cache, 1 << 20, &d, &n), 0); /* rewritten, valid again */
+    seal(cache, &out, &st);
+    cr_assert_eq(st.files_hashed, 0);
+    cr_assert_eq(sx_write_file_atomic(cache, d, n / 2, 0600), 0);
+    seal(cache, &out, &st);
+    cr_assert_eq(st.files_hashed, NFILES);
+    cr_assert_eq(sx_write_file_atomic(cache, "garbage", 7, 0600), 0);
+    seal(cache, &out, &st);
+    cr_assert_eq(st.files_hashed, NFILES);
+    cr_assert_eq(sx_write_file_atomic(cache, "", 0, 0600), 0);
+    seal(cache, &out, &st);
+    cr_assert_eq(st.files_hashed, NFILES);
+    cr_assert_eq(memcmp(out.data, ref.data, ref.len), 0);
+    free(d);
+    sx_buf_free(&ref);
+    sx_buf_free(&out);
+    free(cache);
+}
+
+Test(codesign_filehash, fresh_files_are_not_cached)
+{
+    put_bytes("B.app/Contents/MacOS/B", "main", 4);
+    put_bytes("B.app/Contents/Resources/new.bin", "new", 3); /* mtime = now: racy */
+    char *cache = at("seal.cache");
+    sx_buf out = SX_BUF_INIT;
+    sx_seal_stats st;
+    seal(cache, &out, &st);
+    cr_assert_eq(st.files_hashed, 1);
+    seal(cache, &out, &st);
+    cr_assert_eq(st.files_hashed, 1);
+    sx_buf_free(&out);
+    free(cache);
+}

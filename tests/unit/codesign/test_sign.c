@@ -1,0 +1,205 @@
+#include <criterion/criterion.h>
+#include <plist/plist.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "codesign/codedirectory.h"
+#include "codesign/sigfiles.h"
+#include "signfixture.h"
+#include "sysext/codesign.h"
+#include "util/common.h"
+#include "util/fs.h"
+#include "util/hex.h"
+
+TestSuite(codesign_sign, .init = sx_fx_setup, .fini = sx_fx_teardown, .timeout = 120);
+
+static void run_ok(const char *cmd)
+{
+    int rc = system(cmd);
+    cr_assert_eq(rc, 0, "command failed (%d): %s", rc, cmd);
+}
+
+Test(codesign_sign, app_with_dext_and_sysext_verifies_strict_deep)
+{
+    sx_report r;
+    sx_report_init(&r);
+    sx_fx_make_bundles();
+    sx_fx_sign_all("a.p12");
+    int rc = sx_fx_verify("Host.app", &r);
+    sx_fx_dump(&r);
+    cr_assert_eq(rc, 0, "a freshly signed app must verify strict+deep");
+    cr_assert_eq(r.n, 0);
+    sx_report_free(&r);
+}
+
+Test(codesign_sign, writes_detached_components)
+{
+    sx_fx_make_bundles();
+    cr_assert_eq(sx_fx_sign("src/com.example.sensor.dext", "a.p12", "ents/dext.plist"), 0, "%s",
+                 sx_errmsg());
+    /* A dext is flat: its _CodeSignature sits at the top. */
+    const char *names[] = {"CodeDirectory", "CodeRequirements", "CodeResources",
+                           "CodeEntitlements", "CodeEntitlementDER", "CodeSignature"};
+    for (size_t i = 0; i < SX_ARRAY_SIZE(names); i++) {
+        char rel[256];
+        snprintf(rel, sizeof(rel), "src/com.example.sensor.dext/_CodeSignature/%s", names[i]);
+        cr_assert(sx_path_exists(sx_fx_path(rel)), "missing %s", rel);
+    }
+    sx_sigfiles s;
+    cr_assert_eq(sx_sigfiles_load(sx_fx_path("src/com.example.sensor.dext/_CodeSignature"), &s), 0);
+    cr_assert_eq(s.n_cds, 1);
+    cr_assert_eq(s.cd[0].hash_type, SX_HASH_SHA256);
+    cr_assert_eq(s.cd[0].version, 0x20200, "team-signed generic code is v0x20200");
+    cr_assert_eq(s.cd[0].page_size_log2, 0, "one page over the whole non-Mach-O executable");
+    cr_assert_eq(s.cd[0].n_code, 1);
+    cr_assert_eq(s.cd[0].n_special, 7);
+    cr_assert_str_eq(s.cd[0].identifier, "com.example.sensor");
+    cr_assert_str_eq(s.cd[0].team_id, "TEAMAAAAAA");
+    cr_assert_eq(s.cd[0].code_limit, strlen("#!/bin/sh\necho driver\n"));
+    sx_sigfiles_free(&s);
+}
+
+Test(codesign_sign, cms_verifies_with_openssl_and_seal_hashes_match_files)
+{
+    sx_fx_make_bundles();
+    sx_fx_sign_all("a.p12");
+    char cmd[4096];
+    /* A standard CMS tool accepts our detached signature over the CodeDirectory file. */
+    snprintf(cmd, sizeof(cmd),
+             "openssl cms -verify -binary -inform DER -in '%s' -content '%s' -CAfile '%s' "
+             "-purpose any -out /dev/null 2>/dev/null",
+             sx_fx_path("Host.app/Contents/_CodeSignature/CodeSignature"),
+             sx_fx_path("Host.app/Contents/_CodeSignature/CodeDirectory"),
+             sx_fx_path("ca/root.cert.pem"));
+    run_ok(cmd);
+    /* CodeResources is a standard plist and its hash2 values are the files' SHA-256. */
+    uint8_t *data;
+    size_t len;
+    cr_assert_eq(sx_read_file(sx_fx_path("Host.app/Contents/_CodeSignature/CodeResources"), 1 << 20,
+                              &data, &len),
+                 0);
+    plist_t p = NULL;
+    plist_from_memory((const char *)data, (uint32_t)len, &p);
+    free(data);
+    cr_assert_not_null(p);
+    plist_t files2 = plist_dict_get_item(p, "files2");
+    cr_assert_not_null(files2);
+    const char *rels[] = {"Resources/icon.txt", "Library/SystemExtensions/com.example.sensor.dext/sensor",
+                          "Library/SystemExtensions/com.example.sensor.dext/_CodeSignature/CodeResources"};
+    for (size_t i = 0; i < SX_ARRAY_SIZE(rels); i++) {
+        plist_t e = plist_dict_get_item(files2, rels[i]);
+        cr_assert_not_null(e, "files2 lacks %s", rels[i]);
+        plist_t h2 = plist_dict_get_item(e, "hash2");
+        cr_assert_not_null(h2);
+        char *d = NULL;
+        uint64_t dl = 0;
+        plist_get_data_val(h2, &d, &dl);
+        char path[512];
+        snprintf(path, sizeof(path), "Host.app/Contents/%s", rels[i]);
+        uint8_t *fd;
+        size_t fl;
+        cr_assert_eq(sx_read_file(sx_fx_path(path), 1 << 20, &fd, &fl), 0);
+        uint8_t h[32];
+        sx_hash(SX_HASH_SHA256, fd, fl, h);
+        cr_assert_eq(dl, 32);
+        cr_assert_arr_eq(d, h, 32, "hash2 of %s", rels[i]);
+        free(fd);
+        free(d);
+    }
+    cr_assert_null(plist_dict_get_item(files2, "MacOS/Host"), "the main executable is not sealed");
+    plist_free(p);
+}
+
+Test(codesign_sign, refuses_app_with_unsigned_extension)
+{
+    sx_fx_make_bundles();
+    cr_assert_eq(sx_copy_tree(sx_fx_path("src/com.example.sensor.dext"),
+                              sx_fx_path("Host.app/Contents/Library/SystemExtensions/"
+                                         "com.example.sensor.dext")),
+                 0);
+    cr_assert_eq(sx_fx_sign("Host.app", "a.p12", "ents/app.plist"), SYSEXT_EINVALID);
+    cr_assert(strstr(sx_errmsg(), "com.example.sensor.dext") != NULL, "names it: %s", sx_errmsg());
+    cr_assert(!sx_path_exists(sx_fx_path("Host.app/Contents/_CodeSignature")),
+              "nothing written on refusal");
+}
+
+Test(codesign_sign, resign_replaces_cleanly_and_failure_keeps_old_signature)
+{
+    sx_fx_make_bundles();
+    cr_assert_eq(sx_fx_sign("src/com.example.sensor.dext", "a.p12", "ents/dext.plist"), 0);
+    uint8_t *before;
+    size_t blen;
+    cr_assert_eq(sx_read_file(sx_fx_path("src/com.example.sensor.dext/_CodeSignature/CodeDirectory"),
+                              1 << 20, &before, &blen),
+                 0);
+    /* Re-sign ad hoc without entitlements: the entitlement files must disappear. */
+    cr_assert_eq(sx_fx_sign("src/com.example.sensor.dext", NULL, NULL), 0, "%s", sx_errmsg());
+    cr_assert(!sx_path_exists(sx_fx_path("src/com.example.sensor.dext/_CodeSignature/CodeEntitlements")));
+    /* A failing sign (bad identity) leaves the ad-hoc signature untouched. */
+    uint8_t *adhoc;
+    size_t alen;
+    cr_assert_eq(sx_read_file(sx_fx_path("src/com.example.sensor.dext/_CodeSignature/CodeDirectory"),
+                              1 << 20, &adhoc, &alen),
+                 0);
+    cr_assert_lt(sx_fx_sign("src/com.example.sensor.dext", "missing.p12", NULL), 0);
+    uint8_t *after;
+    size_t aflen;
+    cr_assert_eq(sx_read_file(sx_fx_path("src/com.example.sensor.dext/_CodeSignature/CodeDirectory"),
+                              1 << 20, &after, &aflen),
+                 0);
+    cr_assert_eq(alen, aflen);
+    cr_assert_arr_eq(adhoc, after, alen);
+    /* No temporary folders left behind. */
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd), "test -z \"$(ls -A '%s' | grep -v -e '^_CodeSignature$' -e '^Info.plist$' -e '^sensor$' -e '^Resources.txt$')\"",
+             sx_fx_path("src/com.example.sensor.dext"));
+    run_ok(cmd);
+    free(before);
+    free(adhoc);
+    free(after);
+}
+
+Test(codesign_sign, adhoc_has_no_cms_and_flag)
+{
+    sx_fx_make_bundles();
+    cr_assert_eq(sx_fx_sign("src/com.example.sensor.dext", NULL, "ents/dext.plist"), 0, "%s",
+                 sx_errmsg());
+    struct stat st;
+    cr_assert_eq(stat(sx_fx_path("src/com.example.sensor.dext/_CodeSignature/CodeSignature"), &st), 0);
+    cr_assert_eq(st.st_size, 0, "ad-hoc: empty CodeSignature file");
+    sx_sigfiles s;
+    cr_assert_eq(sx_sigfiles_load(sx_fx_path("src/com.example.sensor.dext/_CodeSignature"), &s), 0);
+    cr_assert(s.cd[0].flags & SX_CS_ADHOC);
+    cr_assert_null(s.cd[0].team_id);
+    cr_assert_eq(s.reqs.len, 12, "ad-hoc: empty requirement set");
+    sx_sigfiles_free(&s);
+}
+
+Test(codesign_sign, incremental_resign_matches_full)
+{
+    sx_fx_make_bundles();
+    sysext_sign_options o = SYSEXT_SIGN_OPTIONS_INIT;
+    o.adhoc = 1;
+    o.incremental = 1;
+    const char *app = sx_fx_path("Host.app");
+    cr_assert_eq(sysext_sign(app, &o), 0, "%s", sx_errmsg());
+    sx_fx_write("Host.app/Contents/Resources/icon.txt", "changed icon\n", 0644);
+    cr_assert_eq(sysext_sign(app, &o), 0, "%s", sx_errmsg());
+    uint8_t *inc;
+    size_t ilen;
+    cr_assert_eq(sx_read_file(sx_fx_path("Host.app/Contents/_CodeSignature/CodeResources"), 1 << 20,
+                              &inc, &ilen),
+                 0);
+    o.incremental = 0;
+    cr_assert_eq(sysext_sign(app, &o), 0);
+    uint8_t *full;
+    size_t flen;
+    cr_assert_eq(sx_read_file(sx_fx_path("Host.app/Contents/_CodeSignature/CodeResources"), 1 << 20,
+                              &full, &flen),
+                 0);
+    cr_assert_eq(ilen, flen);
+    cr_assert_arr_eq(inc, full, ilen, "incremental seal equals a full one");
+    free(inc);
+    free(full);
+}
