@@ -112,7 +112,8 @@ static void make_fixture(void)
     write_str(path("dext.plist"),
               "<?xml version=\"1.0\"?><plist version=\"1.0\"><dict>"
               "<key>com.apple.developer.driverkit</key><true/>"
-              "<key>com.apple.developer.driverkit.transport.usb</key><true/></dict></plist>");
+              "<key>com.apple.developer.driverkit.transport.usb</key><array><dict><key>idVendor</key>"
+              "<integer>1234</integer></dict></array></dict></plist>");
     write_str(path("app.plist"),
               "<?xml version=\"1.0\"?><plist version=\"1.0\"><dict>"
               "<key>com.apple.developer.system-extension.install</key><true/></dict></plist>");

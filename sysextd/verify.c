@@ -160,7 +160,9 @@ int sxd_code_verify(sxd_code *c, const char *const *trust, size_t n_trust, bool 
     for (size_t i = 0; i < rep.n; i++) {
         if (rep.v[i].sev != SX_SEV_ERROR)
             continue;
-        if (rep.v[i].code && !strcmp(rep.v[i].code, "entitlement-missing"))
+        const char *code = rep.v[i].code ? rep.v[i].code : "";
+        if (!strcmp(code, "missing-entitlement") || !strcmp(code, "entitlement-missing") ||
+            !strcmp(code, "entitlement-wrong-type") || !strcmp(code, "entitlement-not-allowed"))
             ent_problems++;
         else
             sig_problems++;

@@ -51,7 +51,11 @@ static void e_ents(const char *path, const char *const *keys)
                                 "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<plist "
                                 "version=\"1.0\">\n<dict>\n");
     for (size_t i = 0; keys && keys[i]; i++)
-        o += (size_t)snprintf(buf + o, sizeof(buf) - o, "<key>%s</key><true/>\n", keys[i]);
+        o += (size_t)snprintf(buf + o, sizeof(buf) - o, "<key>%s</key>%s\n", keys[i],
+                              strstr(keys[i], ".transport.usb")
+                                  ? "<array><dict><key>idVendor</key><integer>1234</integer>"
+                                    "</dict></array>"
+                                  : "<true/>");
     snprintf(buf + o, sizeof(buf) - o, "</dict>\n</plist>\n");
     e_write(path, buf, 0644);
 }
