@@ -286,7 +286,6 @@ static int check_nested(const char *path, const uint8_t cdhash[20], const char *
 {
     nested_payload *np = payload;
     vctx *c = np->c;
-    SX_UNUSED(cdhash);
     const char *rel = path;
     size_t bl = strlen(np->bundle_path);
     if (!strncmp(path, np->bundle_path, bl) && path[bl] == '/')
@@ -302,6 +301,23 @@ static int check_nested(const char *path, const uint8_t cdhash[20], const char *
         return r;
     }
     bool ok = v.valid;
+    /* Where the seal recorded a cdhash, the nested code must still be that code. */
+    if (ok && cdhash && c->o->deep) {
+        sx_sigfiles s;
+        bool same = false;
+        if (sx_nested_load(path, &s) == 0) {
+            uint8_t hashes[SX_MAX_CDS][SX_CDHASH_LEN], types[SX_MAX_CDS];
+            size_t n = sx_sigfiles_cdhashes(&s, hashes, types);
+            for (size_t i = 0; i < n && !same; i++)
+                same = !memcmp(hashes[i], cdhash, SX_CDHASH_LEN);
+            sx_sigfiles_free(&s);
+        }
+        if (!same) {
+            problem(c, "nested-invalid", shown, NULL,
+                    "%s: its cdhash is not the one the seal recorded", MSG_NESTED_BAD);
+            ok = false;
+        }
+    }
     if (ok && requirement) {
         sx_buf blob = SX_BUF_INIT;
         sx_sigfiles s;

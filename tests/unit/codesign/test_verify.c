@@ -276,3 +276,49 @@ Test(codesign_verify, apple_macho_page_hashes)
     cr_assert(!sx_fx_report_has(&r, "code-modified", "page 1"));
     sx_report_free(&r);
 }
+
+Test(codesign_verify, apple_chains_verify_with_apple_root)
+{
+    sx_report r;
+    sx_report_init(&r);
+    /* Developer ID (with a secure timestamp) and Apple's own platform signing. */
+    int rc = verify_sample("macho/libexpat.1.dylib", "certs/AppleIncRootCertificate.cer", &r);
+    sx_fx_dump(&r);
+    cr_assert_eq(rc, 0, "VMware's Developer ID signature chains to Apple Root CA");
+    sx_report_free(&r);
+    sx_report_init(&r);
+    cr_assert_eq(verify_sample("macho/ls-osx-x86_64", "certs/AppleIncRootCertificate.cer", &r), 0);
+    sx_report_free(&r);
+    /* Without the anchor the same chain is untrusted, and only that. */
+    sx_report_init(&r);
+    cr_assert_eq(verify_sample("macho/libexpat.1.dylib", NULL, &r), SYSEXT_EINVALID);
+    cr_assert(sx_fx_report_has(&r, "untrusted", NULL));
+    cr_assert(!sx_fx_report_has(&r, "code-modified", NULL));
+    sx_report_free(&r);
+}
+
+Test(codesign_verify, nested_code_must_keep_the_sealed_cdhash)
+{
+    sx_fx_make_bundles();
+    /* A framework at a true nested-code location, sealed by cdhash and requirement. */
+    sx_fx_write("Host.app/Contents/Frameworks/Util.framework/Info.plist",
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<plist version=\"1.0\">\n<dict>\n"
+                "\t<key>CFBundleIdentifier</key>\n\t<string>com.example.util</string>\n"
+                "\t<key>CFBundleExecutable</key>\n\t<string>Util</string>\n</dict>\n</plist>\n",
+                0644);
+    sx_fx_write("Host.app/Contents/Frameworks/Util.framework/Util", "library v1\n", 0755);
+    cr_assert_eq(sx_fx_sign("Host.app/Contents/Frameworks/Util.framework", "a.p12", NULL), 0, "%s",
+                 sx_errmsg());
+    cr_assert_eq(sx_fx_sign("Host.app", "a.p12", "ents/app.plist"), 0, "%s", sx_errmsg());
+    sx_report r;
+    sx_report_init(&r);
+    int rc = sx_fx_verify("Host.app", &r);
+    sx_fx_dump(&r);
+    cr_assert_eq(rc, 0);
+    sx_report_free(&r);
+    /* Replace the framework's code and re-sign it alone: valid by itself, but not the code the
+     * app sealed. */
+    sx_fx_write("Host.app/Contents/Frameworks/Util.framework/Util", "library v2\n", 0755);
+    cr_assert_eq(sx_fx_sign("Host.app/Contents/Frameworks/Util.framework", "a.p12", NULL), 0);
+    expect("nested-invalid", "Util.framework");
+}
