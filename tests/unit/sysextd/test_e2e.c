@@ -360,3 +360,80 @@ Test(e2e, refused_dext_without_usage_description)
     const char *app = app_with(e_make_dext(EXT1, "1.0", "1", P("a.p12"), false));
     expect_refusal(app, EXT1, "failed 9 OSSystemExtensionErrorValidationFailed\n");
 }
+
+/* Run the app as uid/gid 65534 (needs root): not an administrator of the daemon. */
+static int app_as_nobody(const char *app, const char *verb, const char *ext, char *out,
+                         size_t outlen)
+{
+    char exe[1100];
+    snprintf(exe, sizeof(exe), "%s/Contents/MacOS/Host", app);
+    int pfd[2];
+    cr_assert_eq(pipe(pfd), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(pfd[1], 1);
+        close(pfd[0]);
+        close(pfd[1]);
+        if (setgid(65534) < 0 || setuid(65534) < 0)
+            _exit(126);
+        execl(exe, exe, verb, ext, "--socket", e_sock, (char *)NULL);
+        _exit(127);
+    }
+    close(pfd[1]);
+    size_t len = 0;
+    out[0] = '\0';
+    ssize_t n;
+    while (len + 1 < outlen && (n = read(pfd[0], out + len, outlen - 1 - len)) > 0)
+        len += (size_t)n;
+    out[len] = '\0';
+    close(pfd[0]);
+    return e_wait(pid);
+}
+
+Test(e2e, deactivation_needs_an_admin_unless_removable)
+{
+    if (geteuid() != 0)
+        cr_skip_test("needs root to run the app as another user");
+    /* The app must be reachable by the other user. */
+    chmod(e_dir, 0755);
+    write_policy_allowing_team_a();
+    const char *extra[] = {"--policy", P("policy.plist"), NULL};
+    e_start(NULL, extra);
+    char out[4096];
+    const char *app = app_with(e_make_dext(EXT1, "1.0", "1", P("a.p12"), true));
+    int rc = app_as_nobody(app, "activate", EXT1, out, sizeof(out));
+    if (rc == 127 || rc == 126)
+        cr_skip_test("cannot run the app as uid 65534 here");
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_assert_str_eq(out, "finished completed\n");
+    cr_assert_eq(app_as_nobody(app, "deactivate", EXT1, out, sizeof(out)), 1);
+    cr_assert_str_eq(out, "failed 13 OSSystemExtensionErrorAuthorizationRequired\n");
+    /* Admin requests from a non-admin are refused too. */
+    pid_t pid = fork();
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_WRONLY);
+        dup2(devnull, 1);
+        dup2(devnull, 2);
+        if (setgid(65534) < 0 || setuid(65534) < 0)
+            _exit(126);
+        execl(SYSEXTCTL_BIN, SYSEXTCTL_BIN, "--socket", e_sock, "uninstall", TEAM_A, EXT1,
+              (char *)NULL);
+        _exit(127);
+    }
+    rc = e_wait(pid);
+    if (rc != 127)
+        cr_assert_eq(rc, 2, "sysextctl uninstall as a non-admin: exit %d", rc);
+    char *l = e_list();
+    cr_assert(strstr(l, "1 extension(s)"), "%s", l);
+    free(l);
+    /* RemovableSystemExtensions lets the app deactivate it without an administrator. */
+    e_write(P("policy.plist"),
+            "<?xml version=\"1.0\"?><plist version=\"1.0\"><dict><key>AllowedTeamIdentifiers</key>"
+            "<array><string>" TEAM_A "</string></array><key>RemovableSystemExtensions</key><dict>"
+            "<key>" TEAM_A "</key><array><string>" EXT1 "</string></array></dict></dict></plist>",
+            0644);
+    kill(e_pid, SIGHUP);
+    h_sleep_ms(200);
+    cr_assert_eq(app_as_nobody(app, "deactivate", EXT1, out, sizeof(out)), 0, "%s", out);
+    cr_assert_str_eq(out, "finished completed\n");
+}
