@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -40,6 +41,7 @@
     "<key>OSBundleUsageDescription</key><string>bench</string></dict></plist>"
 
 static char dir[256];
+static pid_t daemon_pid = -1;
 
 static double now_s(void)
 {
@@ -60,6 +62,10 @@ static const char *path(const char *rel)
 static void die(const char *what)
 {
     fprintf(stderr, "bench_activation: %s: %s\n", what, sx_errmsg());
+    if (daemon_pid > 0) {
+        kill(daemon_pid, SIGTERM);
+        waitpid(daemon_pid, NULL, 0);
+    }
     exit(2);
 }
 
@@ -326,6 +332,7 @@ int main(int argc, char **argv)
     snprintf(sock, sizeof(sock), "%s", path("sysextd.sock"));
     pid_t d = fork();
     if (d == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         int fd = open(path("sysextd.log"), O_WRONLY | O_CREAT, 0600);
         dup2(fd, 2);
         execl(SYSEXTD_BIN, SYSEXTD_BIN, "--state-dir", path("state"), "--socket", sock, "--trust",
@@ -333,6 +340,7 @@ int main(int argc, char **argv)
               path("policy.plist"), (char *)NULL);
         _exit(127);
     }
+    daemon_pid = d;
     for (int i = 0; i < 1000 && access(sock, F_OK) != 0; i++)
         usleep(2000);
     usleep(20000);

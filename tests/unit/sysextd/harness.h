@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -63,6 +64,8 @@ __attribute__((unused)) static pid_t h_start_daemon(const char *sock, const char
             dup2(fd, 2);
             close(fd);
         }
+        /* A test worker killed by Criterion (timeout, crash) takes its daemon with it. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (env)
             putenv((char *)env);
         else
