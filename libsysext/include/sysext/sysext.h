@@ -10,5 +10,6 @@
 #include "sysext/codesign.h"
 #include "sysext/bundle.h"
 #include "sysext/ioreg.h"
+#include "sysext/activation.h"
 
 #endif

@@ -1,0 +1,92 @@
+/* sysextd's shared state: configuration, the store, the policy, the connections and the
+ * requests that wait for a client's answer or an admin's approval. */
+#ifndef SXD_DAEMON_H
+#define SXD_DAEMON_H
+
+#include <plist/plist.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "sysextd/owner.h"
+#include "sysextd/peer.h"
+#include "sysextd/policy.h"
+#include "sysextd/store.h"
+#include "sysextd/verify.h"
+#include "util/buf.h"
+
+/* Limits against bad clients. */
+#define SXD_MAX_CONNS 256
+#define SXD_MAX_PENDING_PER_CONN 16
+#define SXD_MAX_OUTBUF (1u << 20)
+#define SXD_PARTIAL_TIMEOUT_MS 5000
+
+typedef struct sxd_config {
+    const char *state_dir;
+    const char *socket_path;
+    const char **trust;
+    size_t n_trust;
+    const char *notary_cert;
+    const char *policy_path;
+    double grace_period;
+    bool developer_mode;   /* forced on from the command line */
+    const char **allowed;  /* allowed app locations */
+    size_t n_allowed;
+} sxd_config;
+
+typedef struct sxd_conn {
+    int fd;
+    uint64_t serial;
+    sx_buf in, out;
+    sxd_peer peer;
+    bool app_resolved;
+    int app_oserr;
+    char *app_error;
+    sxd_code app;
+    int64_t partial_since; /* monotonic ms when an incomplete frame started, 0 if none */
+    unsigned npending;
+    bool closing;          /* flush `out`, then close */
+    bool dead;
+} sxd_conn;
+
+typedef enum sxd_wait { SXD_WAIT_REPLACE, SXD_WAIT_APPROVAL } sxd_wait;
+
+typedef struct sxd_pending {
+    struct sxd_pending *next;
+    uint64_t conn_serial;
+    uint64_t req_id;
+    sxd_wait wait;
+    char new_uuid[37]; /* the record this request waits on */
+    char old_uuid[37]; /* replace: the record it would replace */
+} sxd_pending;
+
+typedef struct sxd_daemon {
+    sxd_config cfg;
+    sxd_store *store;
+    sxd_policy policy;
+    sxd_owner *owner;
+    bool developer_mode;
+    uid_t admin_uid; /* the daemon's own uid counts as admin (tests run unprivileged) */
+    int epfd, listen_fd, sig_fd;
+    sxd_conn *conns[SXD_MAX_CONNS];
+    size_t nconns;
+    uint64_t next_serial;
+    sxd_pending *pending;
+    bool quit;
+} sxd_daemon;
+
+/* server.c */
+int sxd_run(sxd_daemon *d);
+/* Queue `msg` (consumed) to the connection; marks it closing when its buffer is full. */
+void sxd_send(sxd_daemon *d, sxd_conn *c, plist_t msg);
+sxd_conn *sxd_conn_by_serial(sxd_daemon *d, uint64_t serial);
+
+/* activation.c */
+int sxd_daemon_start(sxd_daemon *d); /* store, reconcile, policy, owner watches */
+void sxd_daemon_stop(sxd_daemon *d);
+void sxd_handle_message(sxd_daemon *d, sxd_conn *c, plist_t msg);
+void sxd_conn_gone(sxd_daemon *d, sxd_conn *c);
+void sxd_owner_due(sxd_daemon *d, const char *app_path);
+int sxd_reload_policy(sxd_daemon *d);
+
+#endif
