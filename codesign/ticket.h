@@ -77,6 +77,10 @@ bool sx_ticket_covers(const sx_ticket *t, uint8_t hash_type, const uint8_t cdhas
 
 void sx_ticket_free(sx_ticket *t);
 
+/* The cdhash and hash type of the best CodeDirectory of a bundle or Mach-O (what a ticket must
+ * cover for it); SYSEXT_ENOTFOUND when it is not signed. (codesign/assess.c) */
+int sx_ticket_code_cdhash(const char *path, sx_ticket_entry *out);
+
 /* Load a certificate (PEM or DER) from a file. */
 int sx_ticket_load_cert(const char *path, X509 **out);
 

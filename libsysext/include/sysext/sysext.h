@@ -9,5 +9,6 @@
 #include "sysext/version.h"
 #include "sysext/codesign.h"
 #include "sysext/bundle.h"
+#include "sysext/notary.h"
 
 #endif
