@@ -171,9 +171,10 @@ static int check_item(sx_notary_result *r, const sx_notary_check_opts *o, const 
     sx_report_init(&vr);
     memset(&v, 0, sizeof v);
     int rc = sx_verify_path(path, &vo, &vr, &v);
-    if (rc < 0 && rc != SYSEXT_EINVALID && rc != SYSEXT_ENOTFOUND && rc != SYSEXT_EFORMAT)
+    bool file_unsigned = S_ISREG(st.st_mode) && (rc == SYSEXT_ENOTFOUND || rc == SYSEXT_EFORMAT);
+    if (rc < 0 && rc != SYSEXT_EINVALID && !file_unsigned)
         goto out;
-    if (rc == SYSEXT_ENOTFOUND || rc == SYSEXT_EFORMAT)
+    if (file_unsigned)
         sx_report_add(&r->log, SX_SEV_ERROR, "unsigned-code", item, NULL, "%s", sx_errmsg());
     rc = 0;
     take_report(r, item, &vr);
