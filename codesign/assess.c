@@ -9,6 +9,7 @@
 #include "codesign/nested.h"
 #include "codesign/ticket.h"
 #include "codesign/verify_internal.h"
+#include "libsysext/src/notary_client.h"
 #include "sysext/notary.h"
 #include "util/fs.h"
 #include "util/hex.h"
@@ -199,9 +200,6 @@ int sysext_assess(const char *path, const sysext_assess_options *opts, char **ou
     *out_text = NULL;
     if (opts->version != SYSEXT_ASSESS_OPTIONS_VERSION)
         return sx_err(SYSEXT_EINVAL, "sysext_assess: unsupported options version %u", opts->version);
-    if (opts->online_url)
-        return sx_err(SYSEXT_EUNSUPPORTED, "assess --online: the notary client is not available "
-                      "in this build");
     if (!sx_path_exists(path))
         return sx_err(SYSEXT_ENOTFOUND, "%s: no such file or directory", path);
     X509 *cert = NULL;
@@ -269,6 +267,46 @@ int sysext_assess(const char *path, const sysext_assess_options *opts, char **ou
         goto out;
     if ((rc = check_staple(path, cert, &code, &c)) < 0)
         goto out;
+    if (opts->online_url) {
+        uint8_t *t = NULL;
+        size_t tl = 0;
+        bool revoked = false;
+        rc = sx_notary_fetch_ticket(opts->online_url, code.cdhash, 0, &t, &tl, &revoked);
+        if (rc < 0 && rc != SYSEXT_ENOTFOUND)
+            goto out;
+        if (rc == 0 && revoked) {
+            free(t);
+            rc = 0;
+            source = "Revoked Developer ID";
+            snprintf(reason, sizeof reason, "the notary at %s revoked the ticket for this code "
+                     "(cdhash %s)", opts->online_url, hex);
+            goto verdict;
+        }
+        if (rc == 0 && !c.valid) {
+            /* No usable stapled ticket: the online one counts if it is valid and covers. */
+            staple_check on;
+            memset(&on, 0, sizeof on);
+            int vr = sx_ticket_verify(t, tl, "online ticket", cert, &on.t);
+            if (vr == 0 && sx_ticket_covers(&on.t, code.hash_type, code.cdhash)) {
+                char when[32];
+                iso_time(on.t.issued, when);
+                sx_ticket_free(&c.t);
+                c = on;
+                c.valid = true;
+                snprintf(c.reason, sizeof c.reason, "online ticket for team %s issued %s covers "
+                         "cdhash %s", c.t.team_id, when, hex);
+            } else {
+                snprintf(c.reason, sizeof c.reason, "the online ticket is not valid for this code: %s",
+                         vr < 0 ? sx_errmsg() : "it does not cover the cdhash");
+                sx_ticket_free(&on.t);
+            }
+        } else if (rc == SYSEXT_ENOTFOUND && !c.valid) {
+            snprintf(c.reason, sizeof c.reason, "no stapled ticket and the notary at %s has none "
+                     "for cdhash %s", opts->online_url, hex);
+        }
+        free(t);
+        rc = 0;
+    }
     if (c.valid) {
         source = "Notarized Developer ID";
         ok = true;

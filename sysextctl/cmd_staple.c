@@ -10,7 +10,7 @@ const struct sx_opt cmd_staple_opts[] = {
     {O_SERVER, "server", "URL", "notary server to fetch the ticket from"},
     {O_VALIDATE, "validate", NULL, "check the stapled ticket offline instead of stapling"},
     {O_NOTARY_CERT, "notary-cert", "CERT", "the notary's certificate (notary.pem) for --validate"},
-    {O_JSON, "json", NULL, "print the --validate result as JSON"},
+    {O_JSON, "json", NULL, "print the result as JSON"},
     {0, NULL, NULL, NULL},
 };
 
@@ -35,8 +35,16 @@ int cmd_staple(const struct sx_cmd *self, int argc, char **argv)
     if (!validate) {
         if (!server)
             return sx_usage_error(self, "give --server URL to staple, or --validate");
-        return sx_usage_error(self, "--server: fetching tickets needs the notary client, which "
-                                    "this build does not have yet");
+        sysext_notary_options o = SYSEXT_NOTARY_OPTIONS_INIT;
+        o.server = server;
+        o.flags = flags;
+        char *out = NULL;
+        int r = sysext_staple_fetch(argv[st.ind], &o, &out);
+        if (r < 0)
+            return sx_fail(self, r);
+        sx_print(out);
+        free(out);
+        return SX_EXIT_OK;
     }
     if (!cert)
         return sx_usage_error(self, "--validate needs --notary-cert CERT");

@@ -222,6 +222,14 @@ Test(assess, development_adhoc_untrusted)
     cr_assert_eq(rc, SYSEXT_EREJECTED, "%d %s", rc, text ? text : sx_errmsg());
     cr_assert(strstr(text, "rejected"), "%s", text);
     free(text);
+    /* An unreachable notary is an error, not a verdict. */
+    char root[1024], nc[1024];
+    snprintf(root, sizeof root, "%s", sx_fx_path("ca/root.cert.pem"));
+    snprintf(nc, sizeof nc, "%s", sx_fx_path("notary.pem"));
+    trust[0] = root;
+    o.notary_cert = nc;
     o.online_url = "http://127.0.0.1:1";
-    cr_assert_eq(sysext_assess(sx_fx_path("Host.app"), &o, &text), SYSEXT_EUNSUPPORTED);
+    text = NULL;
+    cr_assert_eq(sysext_assess(sx_fx_path("Host.app"), &o, &text), SYSEXT_ENETWORK, "%s", sx_errmsg());
+    cr_assert_null(text);
 }

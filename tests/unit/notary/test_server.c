@@ -6,6 +6,8 @@
 #include "util/common.h"
 
 #include <curl/curl.h>
+#include <stdarg.h>
+#include <sys/wait.h>
 #include <dirent.h>
 #include <json-c/json.h>
 #include <openssl/evp.h>
@@ -243,6 +245,9 @@ Test(server, end_to_end_and_revocation)
     cr_assert_eq(r.status, 200);
     cr_assert_str_eq(jstr(&r, "status"), "revoked");
     resp_free(&r);
+    r = call("GET", path, NULL, NULL, NULL); /* public */
+    cr_assert_eq(r.status, 200);
+    resp_free(&r);
     r = call("GET", "/v1/tickets/0000000000000000000000000000000000000000", key_a, NULL, NULL);
     cr_assert_eq(r.status, 404);
     resp_free(&r);
@@ -318,4 +323,100 @@ Test(server, wrong_team_log)
     cr_assert_eq(r.status, 200);
     cr_assert(strstr((const char *)r.body.data, "\"code\":\"team-mismatch\""), "%s", r.body.data);
     resp_free(&r);
+}
+
+static int cli(char *out, size_t out_len, const char *fmt, ...) SX_PRINTF(3, 4);
+static int cli(char *out, size_t out_len, const char *fmt, ...)
+{
+    char args[4096], cmd[4200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof cmd, "%s %s 2>&1", SYSEXT_BINARY_DIR "/sysextctl/sysextctl", args);
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p);
+    size_t n = fread(out, 1, out_len - 1, p);
+    out[n] = 0;
+    int st = pclose(p);
+    cr_assert(WIFEXITED(st));
+    return WEXITSTATUS(st);
+}
+
+Test(server, cli_submit_wait_staple_assess_online_revoke)
+{
+    char url[64], out[8192];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u", sx_notary_server_port(srv));
+    char line[80];
+    snprintf(line, sizeof line, "%s\n", key_a);
+    sx_fx_write("a.key", line, 0600);
+    snprintf(line, sizeof line, "%s\n", key_b);
+    sx_fx_write("b.key", line, 0600);
+    char host[1024], root[1024], ncert[1024];
+    snprintf(host, sizeof host, "%s", sx_fx_path("Host.app"));
+    snprintf(root, sizeof root, "%s", trust_path);
+    snprintf(ncert, sizeof ncert, "%s", sx_fx_path("store/notary.pem"));
+
+    /* Developer ID code without a ticket is rejected, offline and online. */
+    cr_assert_eq(cli(out, sizeof out, "assess --trust %s --notary-cert %s --online %s %s", root, ncert,
+                     url, host), 1, "%s", out);
+    cr_assert(strstr(out, "has none for cdhash"), "%s", out);
+
+    int rc = cli(out, sizeof out, "notary submit --server %s --key-file %s --wait --timeout 60 "
+                 "--staple %s", url, sx_fx_path("a.key"), host);
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_assert(strstr(out, "status: Accepted"), "%s", out);
+    cr_assert(sx_path_exists(sx_fx_path("Host.app/Contents/CodeResources")));
+    cr_assert_eq(cli(out, sizeof out, "staple --validate --notary-cert %s %s", ncert, host), 0, "%s", out);
+    cr_assert_eq(cli(out, sizeof out, "staple --server %s %s", url, host), 0, "%s", out);
+    cr_assert_eq(cli(out, sizeof out, "assess --trust %s --notary-cert %s %s", root, ncert, host), 0,
+                 "%s", out);
+    cr_assert(strstr(out, "accepted"), "%s", out);
+    cr_assert_eq(cli(out, sizeof out, "assess --json --trust %s --notary-cert %s --online %s %s",
+                     root, ncert, url, host), 0, "%s", out);
+    cr_assert(strstr(out, "\"accepted\": true"), "%s", out);
+    cr_assert_eq(cli(out, sizeof out, "notary history --server %s --key-file %s", url,
+                     sx_fx_path("a.key")), 0, "%s", out);
+    cr_assert(strstr(out, "Accepted"), "%s", out);
+
+    /* Revocation: online assess rejects though the staple is intact. */
+    sx_ticket_entry e;
+    cr_assert_eq(sx_ticket_code_cdhash(host, &e), 0);
+    cr_assert_eq(sx_store_ticket_revoke(store, e.cdhash), 0);
+    cr_assert_eq(cli(out, sizeof out, "assess --trust %s --notary-cert %s --online %s %s", root,
+                     ncert, url, host), 1, "%s", out);
+    cr_assert(strstr(out, "revoked"), "%s", out);
+    cr_assert_eq(cli(out, sizeof out, "assess --trust %s --notary-cert %s %s", root, ncert, host), 0,
+                 "offline, the staple still stands: %s", out);
+
+    /* Wrong team: Invalid, exit 1, and the log names the problem. */
+    rc = cli(out, sizeof out, "notary submit --server %s --key-file %s --wait %s", url,
+             sx_fx_path("b.key"), sx_fx_path("host.zip"));
+    cr_assert_eq(rc, 1, "%s", out);
+    cr_assert(strstr(out, "status: Invalid"), "%s", out);
+    char id[64] = "";
+    cr_assert_eq(sscanf(strstr(out, "id: "), "id: %63s", id), 1);
+    cr_assert_eq(cli(out, sizeof out, "notary log %s --server %s --key-file %s", id, url,
+                     sx_fx_path("b.key")), 0, "%s", out);
+    cr_assert(strstr(out, "team-mismatch"), "%s", out);
+    cr_assert_eq(cli(out, sizeof out, "notary info %s --server %s --key-file %s", id, url,
+                     sx_fx_path("a.key")), 2, "another team's submission: %s", out);
+    cr_assert(strstr(out, "HTTP 404"), "%s", out);
+}
+
+Test(server, cli_transient_failures_retry_then_fail)
+{
+    char out[4096];
+    sx_fx_write("a.key", key_a, 0600);
+    /* Port 1 on loopback: connection refused on every attempt. */
+    time_t t0 = time(NULL);
+    int rc = cli(out, sizeof out, "notary history --retries 3 --server http://127.0.0.1:1 --key-file %s",
+                 sx_fx_path("a.key"));
+    cr_assert_eq(rc, 2, "%s", out);
+    cr_assert(strstr(out, "after 3 attempts"), "%s", out);
+    cr_assert_lt(time(NULL) - t0, 10);
+    rc = cli(out, sizeof out, "notary history --server http://127.0.0.1:%u --key-file %s",
+             sx_notary_server_port(srv), sx_fx_path("store/notary.pem"));
+    cr_assert_eq(rc, 2, "%s", out);
+    cr_assert(strstr(out, "64 hex digits"), "%s", out);
 }
