@@ -156,6 +156,8 @@ static void begin(sx_notary_server *srv, struct MHD_Connection *c, const char *m
         req_fail(r, sx_notary_http_status(rc), sx_errmsg());
         return;
     }
+    if (r->route.kind == SX_ROUTE_TICKET_GET)
+        return; /* ticket lookup is public, like Apple's: staplers and assessors have no key */
     uint8_t key[SX_NOTARY_KEY_LEN];
     const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
     if ((rc = sx_notary_parse_bearer(auth, key)) < 0 ||
