@@ -135,7 +135,11 @@ int sx_store_open(const char *dir, sx_store **out)
         free(s);
         return sx_err(SYSEXT_ENOMEM, "out of memory");
     }
-    pthread_mutex_init(&s->lock, NULL);
+    pthread_mutexattr_t ma;
+    pthread_mutexattr_init(&ma);
+    pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
+    pthread_mutex_init(&s->lock, &ma);
+    pthread_mutexattr_destroy(&ma);
     int rc = 0;
     _sx_cleanup_free_ char *db = join(s, SX_STORE_DB);
     _sx_cleanup_free_ char *kp = join(s, SX_STORE_KEY);
@@ -190,11 +194,24 @@ void sx_store_close(sx_store *s)
     free(s);
 }
 
+/* One connection is shared by the HTTP and worker threads: every statement runs under the
+ * (recursive) store lock, from prep() to fin(), and a transaction holds it throughout, so no
+ * other thread's statement can slip into it. */
 static int prep(sx_store *s, const char *sql, sqlite3_stmt **st)
 {
-    if (sqlite3_prepare_v2(s->db, sql, -1, st, NULL) != SQLITE_OK)
-        return db_err(s->db, "prepare");
+    pthread_mutex_lock(&s->lock);
+    if (sqlite3_prepare_v2(s->db, sql, -1, st, NULL) != SQLITE_OK) {
+        int rc = db_err(s->db, "prepare");
+        pthread_mutex_unlock(&s->lock);
+        return rc;
+    }
     return 0;
+}
+
+static void fin(sx_store *s, sqlite3_stmt *st)
+{
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&s->lock);
 }
 
 int sx_store_key_create(sx_store *s, const char *team, bool admin, char hex_out[65])
@@ -216,7 +233,7 @@ int sx_store_key_create(sx_store *s, const char *team, bool admin, char hex_out[
     sqlite3_bind_int64(st, 4, (sqlite3_int64)time(NULL));
     if (sqlite3_step(st) != SQLITE_DONE)
         rc = db_err(s->db, "key create");
-    sqlite3_finalize(st);
+    fin(s, st);
     if (rc == 0)
         sx_hex_encode(key, sizeof key, hex_out);
     OPENSSL_cleanse(key, sizeof key);
@@ -244,7 +261,7 @@ int sx_store_key_lookup(sx_store *s, const uint8_t key[SX_NOTARY_KEY_LEN], char 
     } else {
         rc = db_err(s->db, "key lookup");
     }
-    sqlite3_finalize(st);
+    fin(s, st);
     return rc;
 }
 
@@ -290,7 +307,7 @@ int sx_store_submission_create(sx_store *s, const char *team, const sx_notary_cr
     sqlite3_bind_int64(st, 6, now);
     if (sqlite3_step(st) != SQLITE_DONE)
         rc = db_err(s->db, "submission create");
-    sqlite3_finalize(st);
+    fin(s, st);
     return rc;
 }
 
@@ -339,7 +356,7 @@ int sx_store_submission_get(sx_store *s, const char *id, const char *team, sx_su
     } else {
         rc = db_err(s->db, "submission get");
     }
-    sqlite3_finalize(st);
+    fin(s, st);
     if (rc < 0)
         sx_submission_free(out);
     return rc;
@@ -370,7 +387,7 @@ int sx_store_submission_list(sx_store *s, const char *team, char **json_out)
     else if (!(*json_out = strdup(json_object_to_json_string_ext(a, JSON_C_TO_STRING_PLAIN))))
         rc = sx_err(SYSEXT_ENOMEM, "out of memory");
     json_object_put(a);
-    sqlite3_finalize(st);
+    fin(s, st);
     return rc;
 }
 
@@ -457,7 +474,7 @@ int sx_store_upload_commit(sx_store *s, const char *id, const char *tmp_path)
                     rc = db_err(s->db, "upload commit");
                 else if (sqlite3_changes(s->db) != 1)
                     rc = sx_err(SYSEXT_EEXISTS, "submission %s: already uploaded", id);
-                sqlite3_finalize(st);
+                fin(s, st);
             }
         }
     }
@@ -489,7 +506,7 @@ int sx_store_pending(sx_store *s, char ***ids, size_t *n)
         *ids = v;
         (*n)++;
     }
-    sqlite3_finalize(st);
+    fin(s, st);
     return rc;
 }
 
@@ -546,7 +563,7 @@ int sx_store_process(sx_store *s, const char *id, const sx_notary_check_opts *o)
             sqlite3_bind_text(st, 4, id, -1, SQLITE_TRANSIENT);
             if (sqlite3_step(st) != SQLITE_DONE)
                 rc = db_err(s->db, "process");
-            sqlite3_finalize(st);
+            fin(s, st);
         }
         for (size_t i = 0; rc == 0 && r.status == SX_NOTARY_ACCEPTED && i < r.n_entries; i++) {
             st = NULL;
@@ -559,7 +576,7 @@ int sx_store_process(sx_store *s, const char *id, const sx_notary_check_opts *o)
             sqlite3_bind_blob(st, 4, ticket.data, (int)ticket.len, SQLITE_TRANSIENT);
             if (sqlite3_step(st) != SQLITE_DONE)
                 rc = db_err(s->db, "ticket insert");
-            sqlite3_finalize(st);
+            fin(s, st);
         }
         if (rc == 0)
             rc = exec(s, "COMMIT");
@@ -606,7 +623,7 @@ int sx_store_ticket_get(sx_store *s, const uint8_t cdhash[SX_CDHASH_LEN], uint8_
     } else {
         rc = db_err(s->db, "ticket get");
     }
-    sqlite3_finalize(st);
+    fin(s, st);
     return rc;
 }
 
@@ -626,6 +643,6 @@ int sx_store_ticket_revoke(sx_store *s, const uint8_t cdhash[SX_CDHASH_LEN])
         sx_hex_encode(cdhash, SX_CDHASH_LEN, hex);
         rc = sx_err(SYSEXT_ENOTFOUND, "no ticket for cdhash %s", hex);
     }
-    sqlite3_finalize(st);
+    fin(s, st);
     return rc;
 }
