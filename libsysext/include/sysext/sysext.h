@@ -11,5 +11,6 @@
 #include "sysext/bundle.h"
 #include "sysext/ioreg.h"
 #include "sysext/activation.h"
+#include "sysext/notary.h"
 
 #endif
