@@ -309,3 +309,39 @@ Test(schema, assess_output_shape)
     cr_expect(!validate(o, "assess-output.schema.json", err, sizeof(err)));
     json_object_put(o);
 }
+
+/* scripts/ci-signing-check: 0 when every bundle verifies, 1 when one is rejected (and says why),
+ * 2 when it cannot check; the JSON reports it keeps follow the schema. */
+Test(schema, ci_signing_check_script)
+{
+    if (pkg_run("command -v jq") != 0)
+        cr_skip_test("jq is not installed (scripts/setup installs it)");
+    make_dext(true);
+    cr_assert_eq(pkg_run("cd '%s' && cp -a T.dext Good.dext && '%s' build --type dext --info "
+                         "'%s/tests/data/bundle/dext.plist' --executable /bin/true --output Unsigned.dext",
+                         pkg_tmp, SYSEXTCTL, SYSEXT_SOURCE_DIR),
+                 0);
+    const char *script = SYSEXT_SOURCE_DIR "/scripts/ci-signing-check";
+    int st;
+    char *out = pkg_capture(&st, "cd '%s' && '%s' --sysextctl '%s' --report-dir rep Good.dext", pkg_tmp, script,
+                            SYSEXTCTL);
+    cr_expect_eq(st, 0, "%s", out);
+    cr_expect_not_null(strstr(out, "PASS verify  Good.dext"), "%s", out);
+    free(out);
+    out = pkg_capture(&st, "cd '%s' && '%s' --sysextctl '%s' --report-dir rep Good.dext Unsigned.dext", pkg_tmp,
+                      script, SYSEXTCTL);
+    cr_expect_eq(st, 1, "%s", out);
+    cr_expect_not_null(strstr(out, "FAIL verify  Unsigned.dext\n  error: Unsigned.dext: "), "%s", out);
+    cr_expect_not_null(strstr(out, "(unsigned)"), "%s", out);
+    free(out);
+    char p[400];
+    snprintf(p, sizeof(p), "%s/rep/Unsigned.dext.verify.json", pkg_tmp);
+    json_object *o = load_json(p);
+    char err[2048];
+    cr_expect(validate(o, "verify-output.schema.json", err, sizeof(err)), "%s", err);
+    json_object_put(o);
+    out = pkg_capture(&st, "cd '%s' && '%s' --sysextctl '%s' --report-dir rep Missing.dext", pkg_tmp, script,
+                      SYSEXTCTL);
+    cr_expect_eq(st, 2, "a missing bundle must be exit 2: %s", out);
+    free(out);
+}
