@@ -48,6 +48,7 @@ Test(install, layout)
         "share/sysext/schemas/assess-output.schema.json",
         "share/man/man1/sysextctl.1",
         "share/man/man3/sysext-activation.3",
+        "share/man/man1/sysext-vusb.1",
         "share/bash-completion/completions/sysextctl",
         "share/zsh/vendor-completions/_sysextctl",
     };
