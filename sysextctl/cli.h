@@ -4,6 +4,7 @@
 #define SYSEXTCTL_CLI_H
 
 #include <stdbool.h>
+#include <stdio.h>
 
 /* Exit codes, the same for every subcommand. */
 enum {
@@ -52,5 +53,8 @@ int sx_fail(const struct sx_cmd *cmd, int rc);
 int sx_exit_code(int rc);
 /* Print `text` to stdout, adding a final newline if it lacks one. */
 void sx_print(const char *text);
+/* Hidden `sysextctl --generate man|bash|zsh` (gen.c): write the sysextctl(1) page or a shell
+ * completion script, generated from the command table, to `out`. Returns an exit code. */
+int sx_generate(const char *what, FILE *out);
 
 #endif

@@ -49,6 +49,8 @@ int main(int argc, char **argv)
         } else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
             return SX_EXIT_OK;
+        } else if (!strcmp(argv[i], "--generate") && i + 1 < argc) {
+            return sx_generate(argv[i + 1], stdout); /* hidden: man page and completions */
         } else if (!strcmp(argv[i], "--version")) {
             printf("sysextctl %s\n", sysext_version());
             return SX_EXIT_OK;
