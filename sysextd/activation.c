@@ -329,7 +329,7 @@ static int validate_copy(sxd_daemon *d, const sxd_code *app, const char *ext_id,
                    "redistributable",
                    x->path, team, app_team);
     if (x->developer_id && d->cfg.notary_cert && !d->developer_mode &&
-        !sxd_ticket_valid(x, d->cfg.notary_cert))
+        !sxd_ticket_valid(x, app, d->cfg.notary_cert))
         WHY(8, "%s: Developer ID signed code without a valid stapled notarization ticket",
                    x->path);
     const char *cat = category_of(x);

@@ -10,6 +10,7 @@
 #ifdef SXD_HAVE_VERIFY
 #include "bundle/bundle.h"
 #include "codesign/identity.h"
+#include "codesign/ticket.h"
 #include "codesign/verify_internal.h"
 #endif
 
@@ -206,10 +207,32 @@ int sxd_code_verify(sxd_code *c, const char *const *trust, size_t n_trust, bool 
 #endif
 }
 
-bool sxd_ticket_valid(const sxd_code *c, const char *notary_cert)
+/* A ticket from this notary that lists the code's cdhash, stapled to the code itself or to
+ * the app that carries it (the app's ticket covers every cdhash of its submission, embedded
+ * extensions included). The ticket is signed, so reading it from the app's live folder is as
+ * good as from our copy: it can only vouch for the cdhash we computed from the copy. */
+static bool staple_covers(const char *bundle, X509 *cert, const sx_ticket_entry *e)
 {
-    SX_UNUSED(c);
-    SX_UNUSED(notary_cert);
-    /* Ticket parsing and checking comes with issue 4 (notarization). */
-    return false;
+    uint8_t *data = NULL;
+    size_t len = 0;
+    sx_ticket t;
+    memset(&t, 0, sizeof(t));
+    bool ok = bundle && sx_ticket_staple_read(bundle, &data, &len) == 0 &&
+              sx_ticket_verify(data, len, bundle, cert, &t) == 0 &&
+              sx_ticket_covers(&t, e->hash_type, e->cdhash);
+    sx_ticket_free(&t);
+    free(data);
+    return ok;
+}
+
+bool sxd_ticket_valid(const sxd_code *c, const sxd_code *app, const char *notary_cert)
+{
+    X509 *cert = NULL;
+    sx_ticket_entry e;
+    if (!notary_cert || sx_ticket_load_cert(notary_cert, &cert) < 0)
+        return false;
+    bool ok = sx_ticket_code_cdhash(c->path, &e) == 0 &&
+              (staple_covers(c->path, cert, &e) || (app && staple_covers(app->path, cert, &e)));
+    X509_free(cert);
+    return ok;
 }

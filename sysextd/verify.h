@@ -43,6 +43,8 @@ const char *sxd_info_str(const sxd_code *c, const char *key);
 /* Notarization: does `c` (already verified) carry a valid stapled ticket? Tickets come with
  * issue 4: until then no ticket is ever valid, so Developer ID code is refused whenever the
  * daemon runs with --notary-cert. */
-bool sxd_ticket_valid(const sxd_code *c, const char *notary_cert);
+/* A valid notarization ticket from `notary_cert` covers the code's cdhash: stapled to the code
+ * or to the app that carries it (`app` may be NULL). */
+bool sxd_ticket_valid(const sxd_code *c, const sxd_code *app, const char *notary_cert);
 
 #endif

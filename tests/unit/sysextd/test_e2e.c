@@ -1,4 +1,9 @@
 /* End to end: the sample app asks a sysextd in a temp dir for its extensions. */
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "codesign/ticket.h"
 #include "e2e.h"
 
 #include <poll.h>
@@ -352,6 +357,67 @@ Test(e2e, refused_developer_id_without_ticket)
     const char *app = e_make_app("Applications/Host.app", "com.example.host", P("a-devid.p12"),
                                  P("ents/app.plist"), exts);
     expect_refusal(app, EXT1, "failed 8 OSSystemExtensionErrorCodeSignatureInvalid\n");
+}
+
+/* A notary of our own: an EC key and a self-signed certificate written to notary.pem. */
+static EVP_PKEY *make_notary(X509 **cert_out)
+{
+    EVP_PKEY *key = EVP_EC_gen("P-256");
+    X509 *cert = X509_new();
+    cr_assert(key && cert);
+    X509_set_version(cert, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(cert), 7);
+    X509_gmtime_adj(X509_getm_notBefore(cert), -60);
+    X509_gmtime_adj(X509_getm_notAfter(cert), 86400);
+    X509_NAME *n = X509_get_subject_name(cert);
+    X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)"Test Notary", -1, -1, 0);
+    X509_set_issuer_name(cert, n);
+    X509_set_pubkey(cert, key);
+    cr_assert(X509_sign(cert, key, EVP_sha256()) > 0);
+    FILE *f = fopen(P("notary.pem"), "w");
+    cr_assert_not_null(f);
+    PEM_write_X509(f, cert);
+    fclose(f);
+    *cert_out = cert;
+    return key;
+}
+
+Test(e2e, developer_id_with_stapled_ticket_is_accepted)
+{
+    X509 *cert = NULL;
+    EVP_PKEY *key = make_notary(&cert);
+    const char *extra[] = {"--notary-cert", P("notary.pem"), NULL};
+    e_start(NULL, extra);
+    const char *exts[] = {e_make_dext(EXT1, "1.0", "1", P("a-devid.p12"), true), NULL};
+    const char *app = e_make_app("Applications/Host.app", "com.example.host", P("a-devid.p12"),
+                                 P("ents/app.plist"), exts);
+    /* The ticket a notary issues for the app's submission: the app's and the dext's cdhash. */
+    char ext_in_app[1200];
+    snprintf(ext_in_app, sizeof(ext_in_app), "%s/Contents/Library/SystemExtensions/%s.dext", app,
+             EXT1);
+    sx_ticket_entry entries[2];
+    cr_assert_eq(sx_ticket_code_cdhash(app, &entries[0]), 0, "%s", sx_errmsg());
+    cr_assert_eq(sx_ticket_code_cdhash(ext_in_app, &entries[1]), 0, "%s", sx_errmsg());
+    const char *ids[] = {"com.example.host", EXT1};
+    sx_ticket_content tc = {.team_id = TEAM_A, .bundle_ids = ids, .n_bundle_ids = 2,
+                            .entries = entries, .n_entries = 2};
+    sx_buf t = SX_BUF_INIT;
+    cr_assert_eq(sx_ticket_build(&tc, key, cert, &t), 0, "%s", sx_errmsg());
+    cr_assert_eq(sx_ticket_staple_write(app, t.data, t.len), 0, "%s", sx_errmsg());
+    sx_buf_free(&t);
+    EVP_PKEY_free(key);
+    X509_free(cert);
+
+    int fd;
+    pid_t pid = e_app_spawn(app, "activate", EXT1, &fd);
+    char line[512];
+    e_read_line(fd, line, sizeof(line));
+    cr_assert_str_eq(line, "needs-user-approval", "a stapled ticket lets Developer ID code in");
+    cr_assert_eq(sysext_admin_approve(e_sock, EXT1), 0, "%s", sysext_last_error());
+    e_read_line(fd, line, sizeof(line));
+    cr_assert_str_eq(line, "finished completed");
+    cr_assert_eq(e_wait(pid), 0);
+    close(fd);
 }
 
 Test(e2e, refused_dext_without_usage_description)
