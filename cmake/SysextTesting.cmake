@@ -2,7 +2,8 @@
 function(sysext_test name)
   cmake_parse_arguments(T "" "TIMEOUT" "SOURCES;LIBS" ${ARGN})
   add_executable(${name} ${T_SOURCES})
-  target_link_libraries(${name} PRIVATE sysext_internal PkgConfig::CRITERION ${T_LIBS})
+  target_link_libraries(${name} PRIVATE sysext_testsupport sysext_internal PkgConfig::CRITERION
+                        ${T_LIBS})
   target_compile_definitions(${name} PRIVATE
     SYSEXT_SHARED_DIR="${SYSEXT_SHARED_DIR}"
     SYSEXT_SOURCE_DIR="${SYSEXT_SOURCE_DIR}"

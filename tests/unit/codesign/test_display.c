@@ -1,7 +1,7 @@
 #include <criterion/criterion.h>
 #include <stdio.h>
 
-#include "signfixture.h"
+#include "tests/support/signfixture.h"
 #include "sysext/codesign.h"
 #include "util/common.h"
 

@@ -6,7 +6,7 @@
 
 #include "codesign/codedirectory.h"
 #include "codesign/sigfiles.h"
-#include "signfixture.h"
+#include "tests/support/signfixture.h"
 #include "sysext/codesign.h"
 #include "util/common.h"
 #include "util/fs.h"

@@ -4,7 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "signfixture.h"
+#include "tests/support/signfixture.h"
 #include "sysext/codesign.h"
 #include "util/common.h"
 #include "util/fs.h"

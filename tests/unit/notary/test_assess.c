@@ -12,7 +12,7 @@
 
 #include "codesign/identity.h"
 #include "codesign/ticket.h"
-#include "signfixture.h"
+#include "tests/support/signfixture.h"
 #include "sysext/notary.h"
 #include "util/fs.h"
 #include "util/hex.h"

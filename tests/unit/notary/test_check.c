@@ -9,7 +9,7 @@
 
 #include "codesign/ticket.h"
 #include "notary/check.h"
-#include "signfixture.h"
+#include "tests/support/signfixture.h"
 #include "sysext/archive.h"
 #include "util/fs.h"
 

@@ -17,7 +17,7 @@
 
 #include "codesign/ticket.h"
 #include "notary/http.h"
-#include "signfixture.h"
+#include "tests/support/signfixture.h"
 #include "sysext/archive.h"
 #include "sysext/notary.h"
 #include "util/fs.h"

@@ -11,7 +11,7 @@
 
 #include "codesign/ticket.h"
 #include "notary/store.h"
-#include "signfixture.h"
+#include "tests/support/signfixture.h"
 #include "sysext/archive.h"
 #include "sysext/notary.h"
 #include "util/fs.h"
