@@ -1,5 +1,6 @@
 /* The activation state machine: activate / replace / approve / deactivate / ownership. */
 #include "util/common.h"
+#include "sysext/activation.h"
 
 #include <sys/stat.h>
 #include <time.h>
@@ -17,22 +18,7 @@
 #define CAT_ES "com.apple.system_extension.endpoint_security"
 #define CAT_CMIO "com.apple.system_extension.cmio"
 
-static const char *const OSERR_NAMES[] = {
-    "",
-    "OSSystemExtensionErrorUnknown",
-    "OSSystemExtensionErrorMissingEntitlement",
-    "OSSystemExtensionErrorUnsupportedParentBundleLocation",
-    "OSSystemExtensionErrorExtensionNotFound",
-    "OSSystemExtensionErrorExtensionMissingIdentifier",
-    "OSSystemExtensionErrorDuplicateExtensionIdentifer",
-    "OSSystemExtensionErrorUnknownExtensionCategory",
-    "OSSystemExtensionErrorCodeSignatureInvalid",
-    "OSSystemExtensionErrorValidationFailed",
-    "OSSystemExtensionErrorForbiddenBySystemPolicy",
-    "OSSystemExtensionErrorRequestCanceled",
-    "OSSystemExtensionErrorRequestSuperseded",
-    "OSSystemExtensionErrorAuthorizationRequired",
-};
+/* Error names come from the one table the client library keeps (sysext_os_error_name). */
 
 static bool gone_state(const char *st)
 {
@@ -58,11 +44,11 @@ static void send_failed(sxd_daemon *d, sxd_conn *c, uint64_t id, int oserr, cons
         oserr = 1;
     plist_t m = event_new(id, "failed");
     sxd_dict_set_uint(m, "code", (uint64_t)oserr);
-    sxd_dict_set_str(m, "name", OSERR_NAMES[oserr]);
-    sxd_dict_set_str(m, "message", msg && *msg ? msg : OSERR_NAMES[oserr]);
+    sxd_dict_set_str(m, "name", sysext_os_error_name(oserr));
+    sxd_dict_set_str(m, "message", msg && *msg ? msg : sysext_os_error_name(oserr));
     sxd_send(d, c, m);
     fprintf(stderr, "sysextd: request %llu failed with %d (%s): %s\n", (unsigned long long)id,
-            oserr, OSERR_NAMES[oserr], msg ? msg : "");
+            oserr, sysext_os_error_name(oserr), msg ? msg : "");
 }
 
 static void send_finished(sxd_daemon *d, sxd_conn *c, uint64_t id, unsigned result)
