@@ -22,13 +22,16 @@ static double now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+static int sh(const char *fmt, ...) SX_PRINTF(1, 2);
 static int sh(const char *fmt, ...)
 {
     char cmd[4096];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(cmd, sizeof(cmd), fmt, ap);
+    int n = vsnprintf(cmd, sizeof(cmd), fmt, ap);
     va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof(cmd))
+        return -1; /* a truncated command must not run */
     int st = system(cmd);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }

@@ -14,3 +14,11 @@ endif()
 if(SYSEXT_FUZZ)
   add_compile_options(-fsanitize=fuzzer-no-link)
 endif()
+
+# A shared library must resolve every symbol itself (-Wl,--no-undefined), except where the
+# executable provides part of the runtime: clang's sanitizer and libFuzzer runtimes are linked
+# into the program, not into shared objects.
+set(SYSEXT_SHARED_NO_UNDEFINED -Wl,--no-undefined)
+if(SYSEXT_FUZZ OR (SYSEXT_SANITIZE AND CMAKE_C_COMPILER_ID STREQUAL "Clang"))
+  set(SYSEXT_SHARED_NO_UNDEFINED)
+endif()
