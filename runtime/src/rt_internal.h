@@ -48,6 +48,16 @@ kern_return_t rt_action_invoke(OSAction *action, uint64_t typeID, rt_action_invo
 kern_return_t rt_source_finish_cancel(IODispatchQueue *queue, OSObject *src, IODispatchSourceCancelHandler fn,
                                       void *ctx);
 
+/* Dispatch sources: install `action`, which must be of `typeID`, as the handler in `*slot`
+ * under `lock` unless the source is cancelled; the old handler is released outside the lock. */
+kern_return_t rt_source_set_handler(pthread_mutex_t *lock, const bool *cancelled, OSAction **slot,
+                                    OSAction *action, uint64_t typeID);
+
+/* Dispatch sources: start the source's own thread and mark it running. The thread may read
+ * `*thread` only under `lock`, which is held while pthread_create fills it in. */
+kern_return_t rt_source_start_thread(pthread_mutex_t *lock, pthread_t *thread, bool *running,
+                                     void *(*fn)(void *), void *arg, const char *name);
+
 /* Run fn(ctx) on `q` and wait, like DispatchSync, for host-side entry points. */
 kern_return_t rt_queue_run_sync(IODispatchQueue *q, void (*fn)(void *), void *ctx);
 

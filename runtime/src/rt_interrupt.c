@@ -168,38 +168,21 @@ kern_return_t IOInterruptDispatchSource_CreateWithEventFD(int eventFD, IODispatc
         return kIOReturnBadArgument;
     }
     s->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    int pr = -1;
-    if (s->wake >= 0) {
-        pthread_mutex_lock(&s->lock); /* the thread reads s->thread only under the lock */
-        pr = pthread_create(&s->thread, NULL, irq_thread, s);
-        pthread_mutex_unlock(&s->lock);
-    }
-    if (pr != 0) {
+    if (s->wake < 0 || rt_source_start_thread(&s->lock, &s->thread, &s->thread_running,
+                                              irq_thread, s, "dk-interrupt") != kIOReturnSuccess) {
         OSObject_Release(o);
         return kIOReturnNoResources;
     }
-    pthread_setname_np(s->thread, "dk-interrupt");
-    pthread_mutex_lock(&s->lock);
-    s->thread_running = true;
-    pthread_mutex_unlock(&s->lock);
     *source = s;
     return kIOReturnSuccess;
 }
 
 kern_return_t IOInterruptDispatchSource_SetHandler(IOInterruptDispatchSource *s, OSAction *action)
 {
-    if (!s || !action || OSAction_GetTypeID(action) != IOInterruptDispatchSource_InterruptOccurred_ID)
+    if (!s)
         return kIOReturnBadArgument;
-    pthread_mutex_lock(&s->lock);
-    if (s->cancelled) {
-        pthread_mutex_unlock(&s->lock);
-        return kIOReturnAborted;
-    }
-    OSAction *old = s->handler;
-    s->handler = (OSAction *)OSObject_Retain((OSObject *)action);
-    pthread_mutex_unlock(&s->lock);
-    OSObject_Release((OSObject *)old);
-    return kIOReturnSuccess;
+    return rt_source_set_handler(&s->lock, &s->cancelled, &s->handler, action,
+                                 IOInterruptDispatchSource_InterruptOccurred_ID);
 }
 
 kern_return_t IOInterruptDispatchSource_SetEnable(IOInterruptDispatchSource *s, bool enable)

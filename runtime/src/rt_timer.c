@@ -135,35 +135,21 @@ kern_return_t IOTimerDispatchSource_Create(IODispatchQueue *queue, IOTimerDispat
         return r;
     IOTimerDispatchSource *s = (IOTimerDispatchSource *)o;
     s->queue = (IODispatchQueue *)OSObject_Retain((OSObject *)queue);
-    pthread_mutex_lock(&s->lock); /* the thread reads s->thread only under the lock */
-    int pr = pthread_create(&s->thread, NULL, timer_thread, s);
-    pthread_mutex_unlock(&s->lock);
-    if (pr != 0) {
+    if (rt_source_start_thread(&s->lock, &s->thread, &s->thread_running, timer_thread, s,
+                               "dk-timer") != kIOReturnSuccess) {
         OSObject_Release(o);
         return kIOReturnNoResources;
     }
-    pthread_setname_np(s->thread, "dk-timer");
-    pthread_mutex_lock(&s->lock);
-    s->thread_running = true;
-    pthread_mutex_unlock(&s->lock);
     *source = s;
     return kIOReturnSuccess;
 }
 
 kern_return_t IOTimerDispatchSource_SetHandler(IOTimerDispatchSource *s, OSAction *action)
 {
-    if (!s || !action || OSAction_GetTypeID(action) != IOTimerDispatchSource_TimerOccurred_ID)
+    if (!s)
         return kIOReturnBadArgument;
-    pthread_mutex_lock(&s->lock);
-    if (s->cancelled) {
-        pthread_mutex_unlock(&s->lock);
-        return kIOReturnAborted;
-    }
-    OSAction *old = s->handler;
-    s->handler = (OSAction *)OSObject_Retain((OSObject *)action);
-    pthread_mutex_unlock(&s->lock);
-    OSObject_Release((OSObject *)old);
-    return kIOReturnSuccess;
+    return rt_source_set_handler(&s->lock, &s->cancelled, &s->handler, action,
+                                 IOTimerDispatchSource_TimerOccurred_ID);
 }
 
 kern_return_t IOTimerDispatchSource_WakeAtTime(IOTimerDispatchSource *s, uint64_t options, uint64_t deadline,
@@ -217,6 +203,38 @@ static void cancel_work(void *arg)
 }
 
 /* Run the cancel handler on `queue` after what is queued there, or here if the queue is gone. */
+kern_return_t rt_source_set_handler(pthread_mutex_t *lock, const bool *cancelled, OSAction **slot,
+                                    OSAction *action, uint64_t typeID)
+{
+    if (!action || OSAction_GetTypeID(action) != typeID)
+        return kIOReturnBadArgument;
+    pthread_mutex_lock(lock);
+    if (*cancelled) {
+        pthread_mutex_unlock(lock);
+        return kIOReturnAborted;
+    }
+    OSAction *old = *slot;
+    *slot = (OSAction *)OSObject_Retain((OSObject *)action);
+    pthread_mutex_unlock(lock);
+    OSObject_Release((OSObject *)old);
+    return kIOReturnSuccess;
+}
+
+kern_return_t rt_source_start_thread(pthread_mutex_t *lock, pthread_t *thread, bool *running,
+                                     void *(*fn)(void *), void *arg, const char *name)
+{
+    pthread_mutex_lock(lock);
+    int pr = pthread_create(thread, NULL, fn, arg);
+    pthread_mutex_unlock(lock);
+    if (pr != 0)
+        return kIOReturnNoResources;
+    pthread_setname_np(*thread, name);
+    pthread_mutex_lock(lock);
+    *running = true;
+    pthread_mutex_unlock(lock);
+    return kIOReturnSuccess;
+}
+
 kern_return_t rt_source_finish_cancel(IODispatchQueue *queue, OSObject *src, IODispatchSourceCancelHandler fn,
                                       void *ctx)
 {
