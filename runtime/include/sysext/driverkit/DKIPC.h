@@ -30,6 +30,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <sysext/driverkit/IOService.h>
 #include <sysext/driverkit/OSObject.h>
 
 #ifdef __cplusplus
@@ -181,6 +182,23 @@ DK_API kern_return_t DKIPC_DispatchCall(OSObject *obj, const DKIPCMessage *msg, 
  * the id from the table; Call goes to DKIPC_DispatchCall (except IOService::Start/Stop:
  * kIOReturnNotPermitted, they are lifecycle messages). Returns the reply's status. */
 DK_API kern_return_t DKIPC_HandleMessage(DKIPCObjectTable *table, const DKIPCMessage *msg, DKIPCMessage *reply);
+
+/* --- Providers: the host's nubs recreated in the driver process ------------------------ */
+/* A Create whose class name is not a driver class (one registered with OS_CLASS_REGISTER that
+ * the personality names in IOUserClass) builds the provider the host announces: the factory
+ * registered for that class name gets the Create message (args: [0] STRING class name, then
+ * the nub's properties as pairs STRING key + U64|STRING|BYTES value, then FD arguments, e.g.
+ * the device transport) and returns a new IOService (+1) or an error. */
+typedef kern_return_t (*DKIPCProviderFactory)(const char *className, DKIPCMessage *create, IOService **out);
+/* kIOReturnPortExists if the class already has another factory, kIOReturnNoResources when full. */
+DK_API kern_return_t DKIPC_RegisterProviderFactory(const char *className, DKIPCProviderFactory fn);
+
+/* --- The driver process ------------------------------------------------------------------ */
+/* The main loop of a driver process started by sysextd: host messages on fd 3, calls to the
+ * host on fd 4 (see sysextd/host.h). Returns the process exit status when the host closes the
+ * connection or terminates the last service. Driver executables link sysext_runtime_main,
+ * whose main() is just `return DKDriverMain(argc, argv);`. */
+DK_API int DKDriverMain(int argc, char **argv);
 
 /* Name of a message type for logs ("Call"), "?" if unknown. */
 DK_API const char *DKIPCMessageType_Name(unsigned type);
