@@ -183,7 +183,7 @@ static void refresh_watches(sxd_daemon *d)
 
 static bool is_admin(const sxd_daemon *d, const sxd_conn *c)
 {
-    return c->peer.uid == 0 || c->peer.uid == d->admin_uid;
+    return sxd_is_admin(d, &c->peer);
 }
 
 static int resolve_app(sxd_daemon *d, sxd_conn *c, int *oserr)
@@ -750,8 +750,11 @@ static void handle_admin(sxd_daemon *d, sxd_conn *c, uint64_t id, const char *ty
 {
     if (!is_admin(d, c)) {
         reply(d, c, id,
-              sx_err(SYSEXT_EPERM, "'%s' needs root or the daemon's user (uid %u)", type,
-                     (unsigned)d->admin_uid),
+              d->has_admin_gid
+                  ? sx_err(SYSEXT_EPERM, "'%s' needs root, the daemon's user (uid %u) or group %u",
+                           type, (unsigned)d->admin_uid, (unsigned)d->admin_gid)
+                  : sx_err(SYSEXT_EPERM, "'%s' needs root or the daemon's user (uid %u)", type,
+                           (unsigned)d->admin_uid),
               NULL);
         return;
     }
@@ -928,6 +931,12 @@ int sxd_daemon_start(sxd_daemon *d)
     unsigned fixed = 0;
     sxd_crashpoint_init();
     d->admin_uid = geteuid();
+    if (d->cfg.admin_group) {
+        int grc = sxd_admin_group_resolve(d->cfg.admin_group, &d->admin_gid);
+        if (grc < 0)
+            return grc;
+        d->has_admin_gid = true;
+    }
     if ((rc = sxd_store_open(d->cfg.state_dir, &d->store)) < 0)
         return rc;
     if ((rc = sxd_store_reconcile(d->store, &fixed)) < 0)

@@ -32,6 +32,7 @@ typedef struct sxd_config {
     bool developer_mode;   /* forced on from the command line */
     const char **allowed;  /* allowed app locations */
     size_t n_allowed;
+    const char *admin_group; /* name or gid whose members may administer, or NULL */
 } sxd_config;
 
 typedef struct sxd_conn {
@@ -67,6 +68,8 @@ typedef struct sxd_daemon {
     sxd_owner *owner;
     bool developer_mode;
     uid_t admin_uid; /* the daemon's own uid counts as admin (tests run unprivileged) */
+    gid_t admin_gid; /* --admin-group, when has_admin_gid */
+    bool has_admin_gid;
     int epfd, listen_fd, sig_fd;
     sxd_conn *conns[SXD_MAX_CONNS];
     size_t nconns;
@@ -74,6 +77,10 @@ typedef struct sxd_daemon {
     sxd_pending *pending;
     bool quit;
 } sxd_daemon;
+
+/* admin.c */
+int sxd_admin_group_resolve(const char *name, gid_t *out);
+bool sxd_is_admin(const sxd_daemon *d, const sxd_peer *p);
 
 /* server.c */
 int sxd_run(sxd_daemon *d);
