@@ -2,11 +2,13 @@
 #include "util/common.h"
 #include "sysext/activation.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "sysextd/daemon.h"
+#include "sysextd/jobs.h"
 #include "sysextd/proto.h"
 #include "util/fs.h"
 
@@ -211,11 +213,11 @@ static bool path_under(const char *path, const char *dir)
     return !strncmp(path, dir, n) && path[n] == '/' && !strchr(path + n + 1, '/');
 }
 
-static bool location_allowed(const sxd_daemon *d, const char *app_path)
+static bool location_allowed(const sxd_config *cfg, const char *app_path)
 {
     static const char *const defaults[] = {"/Applications", "/opt/applications"};
-    const char *const *v = d->cfg.n_allowed ? d->cfg.allowed : defaults;
-    size_t n = d->cfg.n_allowed ? d->cfg.n_allowed : SX_ARRAY_SIZE(defaults);
+    const char *const *v = cfg->n_allowed ? cfg->allowed : defaults;
+    size_t n = cfg->n_allowed ? cfg->n_allowed : SX_ARRAY_SIZE(defaults);
     for (size_t i = 0; i < n; i++)
         if (path_under(app_path, v[i]))
             return true;
@@ -294,8 +296,10 @@ static int why_set(char *why, size_t len, int code, const char *fmt, ...)
 }
 
 /* Checks 7-12 of reference 2.1 on the staged copy. Returns the OS error code, 0 when fine. */
-static int validate_copy(sxd_daemon *d, const sxd_code *app, const char *ext_id, sxd_code *x,
-                         char *why, size_t whylen)
+/* Runs on a worker thread: reads only the immutable configuration. The policy check, which
+ * a reload may change, happens on the loop (policy_check). */
+static int validate_copy(const sxd_config *cfg, bool developer_mode, const sxd_code *app,
+                         const char *ext_id, sxd_code *x, char *why, size_t whylen)
 {
 #define WHY(code, ...) return why_set(why, whylen, code, __VA_ARGS__)
     if (!x->identifier)
@@ -303,7 +307,7 @@ static int validate_copy(sxd_daemon *d, const sxd_code *app, const char *ext_id,
     if (strcmp(x->identifier, ext_id))
         WHY(4, "%s: CFBundleIdentifier is '%s', the request names '%s'", x->path,
                    x->identifier, ext_id);
-    if (sxd_code_verify(x, d->cfg.trust, d->cfg.n_trust, true) < 0)
+    if (sxd_code_verify(x, cfg->trust, cfg->n_trust, true) < 0)
         WHY(8, "%s: %s", x->path, sx_errmsg());
     if (!x->sig_valid)
         WHY(8, "%s: code signature invalid: %s", x->path,
@@ -314,8 +318,8 @@ static int validate_copy(sxd_daemon *d, const sxd_code *app, const char *ext_id,
         WHY(8, "%s: team ID '%s' differs from the app's '%s' and the extension is not "
                    "redistributable",
                    x->path, team, app_team);
-    if (x->developer_id && d->cfg.notary_cert && !d->developer_mode &&
-        !sxd_ticket_valid(x, app, d->cfg.notary_cert))
+    if (x->developer_id && cfg->notary_cert && !developer_mode &&
+        !sxd_ticket_valid(x, app, cfg->notary_cert))
         WHY(8, "%s: Developer ID signed code without a valid stapled notarization ticket",
                    x->path);
     const char *cat = category_of(x);
@@ -338,12 +342,19 @@ static int validate_copy(sxd_daemon *d, const sxd_code *app, const char *ext_id,
             if (!sxd_info_str(x, req[i]))
                 WHY(9, "%s: system extensions must carry %s", x->path, req[i]);
     }
-    if (!sxd_policy_type_allowed(&d->policy, team, policy_type_of(cat)))
-        WHY(10, "policy: team %s may not install %s extensions "
-                   "(AllowedSystemExtensionTypes)",
-                   team, policy_type_of(cat));
     return 0;
 #undef WHY
+}
+
+static int policy_check(const sxd_daemon *d, const sxd_code *x, char *why, size_t whylen)
+{
+    const char *team = x->team_id ? x->team_id : "";
+    const char *type = policy_type_of(category_of(x));
+    if (!sxd_policy_type_allowed(&d->policy, team, type))
+        return why_set(why, whylen, 10,
+                       "policy: team %s may not install %s extensions (AllowedSystemExtensionTypes)",
+                       team, type);
+    return 0;
 }
 
 static const char *initial_state(sxd_daemon *d, const sxd_record *r)
@@ -366,78 +377,159 @@ static void announce(sxd_daemon *d, sxd_conn *c, uint64_t id, const char *uuid, 
     sxd_send(d, c, event_new(id, "needs-user-approval"));
 }
 
+/* An activation in flight: the worker resolves the caller, stages and verifies the copy; the
+ * loop then decides against the store (activation_done). */
+typedef struct activate_job {
+    const sxd_config *cfg;   /* immutable while the daemon runs */
+    const char *ext_dir;     /* the store's extensions folder, immutable */
+    bool developer_mode;     /* as it was when the request came */
+    uint64_t conn_serial, id;
+    char *ext_id;
+    sxd_peer peer;           /* a copy: the connection may go while the worker runs */
+    /* results */
+    int oserr;
+    char why[1024];
+    sxd_code app, x;
+    sxd_record rec;
+    char *src;
+    bool staged;
+} activate_job;
+
+static void activate_job_free(sxd_daemon *d, activate_job *j)
+{
+    if (j->staged && d && d->store)
+        drop_staged(d, j->rec.uuid, false);
+    free(j->ext_id);
+    free(j->src);
+    sxd_peer_clear(&j->peer);
+    sxd_code_clear(&j->app);
+    sxd_code_clear(&j->x);
+    sxd_record_clear(&j->rec);
+    free(j);
+}
+
+static int peer_copy(const sxd_peer *src, sxd_peer *dst)
+{
+    *dst = *src;
+    dst->exe = NULL;
+    dst->pidfd = -1;
+    if (src->exe && !(dst->exe = strdup(src->exe)))
+        return sx_err(SYSEXT_ENOMEM, "out of memory");
+    if (src->pidfd >= 0 && (dst->pidfd = fcntl(src->pidfd, F_DUPFD_CLOEXEC, 3)) < 0) {
+        free(dst->exe);
+        dst->exe = NULL;
+        return sx_err_errno(SYSEXT_EIO, errno, "sysextd: dup pidfd");
+    }
+    return 0;
+}
+
+static void activate_work(void *arg)
+{
+    activate_job *j = arg;
+    const sxd_config *cfg = j->cfg;
+#define FAIL(code, ...)                                                                           \
+    do {                                                                                          \
+        j->oserr = (code);                                                                        \
+        snprintf(j->why, sizeof(j->why), __VA_ARGS__);                                            \
+        return;                                                                                   \
+    } while (0)
+    int oserr = 0;
+    if (sxd_peer_app(&j->peer, cfg->trust, cfg->n_trust, &j->app, &oserr) < 0)
+        FAIL(oserr ? oserr : 1, "%s", sx_errmsg());
+    if (!sxd_peer_alive(&j->peer))
+        FAIL(1, "the calling process is gone");
+    const sxd_code *app = &j->app;
+    if (!sxd_ent_true(app->entitlements, ENT_INSTALL))
+        FAIL(2, "%s lacks the %s entitlement", app->path, ENT_INSTALL);
+    if (!j->developer_mode && !location_allowed(cfg, app->path))
+        FAIL(3, "%s is not in an allowed Applications folder", app->path);
+    if (!ext_id_ok(j->ext_id) || !(j->src = find_extension(app->path, j->ext_id)))
+        FAIL(4, "no extension '%s' in %s/Contents/Library/SystemExtensions", j->ext_id, app->path);
+    /* Stage, then verify THE COPY. */
+    if (sxd_store_stage_in(j->ext_dir, j->src, &j->rec) < 0)
+        FAIL(1, "staging %s: %s", j->src, sx_errmsg());
+    j->staged = true;
+    if (sxd_code_open(j->rec.staged_path, &j->x) < 0)
+        FAIL(9, "%s", sx_errmsg());
+    j->oserr = validate_copy(cfg, j->developer_mode, app, j->ext_id, &j->x, j->why, sizeof(j->why));
+#undef FAIL
+}
+
+static void activation_done(sxd_daemon *d, void *arg, bool cancelled);
+
 static void do_activate(sxd_daemon *d, sxd_conn *c, uint64_t id, const char *ext_id)
 {
-    int oserr = 0;
-    char why[1024] = "";
-    sxd_code x;
-    memset(&x, 0, sizeof(x));
-    sxd_record rec;
-    memset(&rec, 0, sizeof(rec));
-    sxd_record *all = NULL;
-    size_t nall = 0;
-    _sx_cleanup_free_ char *src = NULL;
-    bool staged = false;
-
-    if (resolve_app(d, c, &oserr) < 0) {
-        send_failed(d, c, id, oserr, sx_errmsg());
+    activate_job *j = calloc(1, sizeof(*j));
+    if (!j || !(j->ext_id = strdup(ext_id)) || peer_copy(&c->peer, &j->peer) < 0) {
+        if (j)
+            free(j->ext_id);
+        free(j);
+        send_failed(d, c, id, 1, "out of memory");
         return;
     }
-    const sxd_code *app = &c->app;
-    if (!sxd_ent_true(app->entitlements, ENT_INSTALL)) {
-        snprintf(why, sizeof(why), "%s lacks the %s entitlement", app->path, ENT_INSTALL);
-        oserr = 2;
-        goto fail;
+    j->cfg = &d->cfg;
+    j->ext_dir = sxd_store_dir(d->store);
+    j->developer_mode = d->developer_mode;
+    j->conn_serial = c->serial;
+    j->id = id;
+    if (sxd_jobs_submit(d->jobs, activate_work, activation_done, j) < 0) {
+        send_failed(d, c, id, 1, sx_errmsg());
+        activate_job_free(d, j);
+        return;
     }
-    if (!d->developer_mode && !location_allowed(d, app->path)) {
-        snprintf(why, sizeof(why), "%s is not in an allowed Applications folder", app->path);
-        oserr = 3;
-        goto fail;
-    }
-    if (!ext_id_ok(ext_id) || !(src = find_extension(app->path, ext_id))) {
-        snprintf(why, sizeof(why), "no extension '%s' in %s/Contents/Library/SystemExtensions",
-                 ext_id, app->path);
-        oserr = 4;
-        goto fail;
-    }
-    /* Stage, then verify THE COPY. */
-    if (sxd_store_stage(d->store, src, &rec) < 0) {
-        snprintf(why, sizeof(why), "staging %s: %s", src, sx_errmsg());
-        oserr = 1;
-        goto fail;
-    }
-    staged = true;
-    if (sxd_code_open(rec.staged_path, &x) < 0) {
-        snprintf(why, sizeof(why), "%s", sx_errmsg());
-        oserr = 9;
-        goto fail;
-    }
-    if ((oserr = validate_copy(d, app, ext_id, &x, why, sizeof(why))) != 0)
-        goto fail;
+    /* Requests on one connection are answered in order: hold its later frames until done. */
+    c->busy = true;
+}
 
-    rec.identifier = strdup(x.identifier);
-    rec.team_id = strdup(x.team_id ? x.team_id : "");
-    rec.version = strdup(x.version ? x.version : "");
-    rec.short_version = strdup(x.short_version ? x.short_version : "");
-    rec.category = strdup(category_of(&x));
-    rec.name = strdup(x.name ? x.name : x.identifier);
+static void activation_done(sxd_daemon *d, void *arg, bool cancelled)
+{
+    activate_job *j = arg;
+    sxd_conn *c = cancelled ? NULL : sxd_conn_by_serial(d, j->conn_serial);
+    if (!c || c->dead) {
+        activate_job_free(d, j);
+        return;
+    }
+    uint64_t id = j->id;
+    const char *ext_id = j->ext_id;
+    int oserr = j->oserr;
+    char *why = j->why;
+    const sxd_code *app = &j->app;
+    sxd_code *xp = &j->x;
+    sxd_record rec = j->rec; /* moved: j->rec is cleared below */
+    memset(&j->rec, 0, sizeof(j->rec));
+    bool staged = j->staged;
+    j->staged = false;
+    const char *src = j->src;
+    sxd_record *all = NULL;
+    size_t nall = 0;
+    if (oserr)
+        goto fail;
+    if ((oserr = policy_check(d, xp, why, sizeof(j->why))) != 0)
+        goto fail;
+    const sxd_code *x = xp;
+    rec.identifier = strdup(x->identifier);
+    rec.team_id = strdup(x->team_id ? x->team_id : "");
+    rec.version = strdup(x->version ? x->version : "");
+    rec.short_version = strdup(x->short_version ? x->short_version : "");
+    rec.category = strdup(category_of(x));
+    rec.name = strdup(x->name ? x->name : x->identifier);
     rec.origin_path = strdup(src);
     rec.app_path = strdup(app->path);
     rec.app_id = strdup(app->identifier ? app->identifier : "");
     rec.app_team = strdup(app->team_id ? app->team_id : "");
     rec.app_cdhash = strdup(app->cdhash);
-    rec.cdhash = strdup(x.cdhash);
+    rec.cdhash = strdup(x->cdhash);
     rec.created = (int64_t)time(NULL);
     if (!rec.identifier || !rec.team_id || !rec.version || !rec.short_version || !rec.category ||
         !rec.name || !rec.origin_path || !rec.app_path || !rec.app_id || !rec.app_team ||
         !rec.app_cdhash || !rec.cdhash) {
-        snprintf(why, sizeof(why), "out of memory");
+        snprintf(why, sizeof(j->why), "out of memory");
         oserr = 1;
         goto fail;
     }
 
     if (sxd_store_list(d->store, ext_id, &all, &nall) < 0) {
-        snprintf(why, sizeof(why), "%s", sx_errmsg());
+        snprintf(why, sizeof(j->why), "%s", sx_errmsg());
         oserr = 1;
         goto fail;
     }
@@ -446,7 +538,7 @@ static void do_activate(sxd_daemon *d, sxd_conn *c, uint64_t id, const char *ext
         if (gone_state(all[i].state))
             continue;
         if (strcmp(all[i].team_id, rec.team_id)) {
-            snprintf(why, sizeof(why), "'%s' is already installed by team '%s'", ext_id,
+            snprintf(why, sizeof(j->why), "'%s' is already installed by team '%s'", ext_id,
                      all[i].team_id);
             oserr = 6;
             goto fail;
@@ -464,14 +556,14 @@ static void do_activate(sxd_daemon *d, sxd_conn *c, uint64_t id, const char *ext
         }
         rec.state = strdup(SXD_ST_VALIDATING);
         if (!rec.state || sxd_store_insert(d->store, &rec) < 0) {
-            snprintf(why, sizeof(why), "%s", rec.state ? sx_errmsg() : "out of memory");
+            snprintf(why, sizeof(j->why), "%s", rec.state ? sx_errmsg() : "out of memory");
             oserr = 1;
             goto fail;
         }
         if (!pending_add(d, c, id, SXD_WAIT_REPLACE, rec.uuid, existing->uuid)) {
             drop_staged(d, rec.uuid, true);
             staged = false;
-            snprintf(why, sizeof(why), "out of memory");
+            snprintf(why, sizeof(j->why), "out of memory");
             oserr = 1;
             goto fail;
         }
@@ -483,7 +575,7 @@ static void do_activate(sxd_daemon *d, sxd_conn *c, uint64_t id, const char *ext
     }
     rec.state = strdup(initial_state(d, &rec));
     if (!rec.state || sxd_store_insert(d->store, &rec) < 0) {
-        snprintf(why, sizeof(why), "%s", rec.state ? sx_errmsg() : "out of memory");
+        snprintf(why, sizeof(j->why), "%s", rec.state ? sx_errmsg() : "out of memory");
         oserr = 1;
         goto fail;
     }
@@ -499,7 +591,8 @@ fail:
 out:
     sxd_records_free(all, nall);
     sxd_record_clear(&rec);
-    sxd_code_clear(&x);
+    activate_job_free(d, j);
+    sxd_conn_resume(d, c);
 }
 
 static void do_replace_answer(sxd_daemon *d, sxd_conn *c, uint64_t id, const char *action)
@@ -939,6 +1032,8 @@ int sxd_daemon_start(sxd_daemon *d)
     }
     if ((rc = sxd_store_open(d->cfg.state_dir, &d->store)) < 0)
         return rc;
+    if ((rc = sxd_jobs_new(2, &d->jobs)) < 0)
+        return rc;
     if ((rc = sxd_store_reconcile(d->store, &fixed)) < 0)
         return rc;
     if (fixed)
@@ -959,6 +1054,8 @@ int sxd_daemon_start(sxd_daemon *d)
 
 void sxd_daemon_stop(sxd_daemon *d)
 {
+    sxd_jobs_free(d->jobs, d); /* before the store: cancelled jobs drop their staged copies */
+    d->jobs = NULL;
     while (d->pending) {
         sxd_pending *p = d->pending;
         d->pending = p->next;

@@ -47,6 +47,7 @@ typedef struct sxd_conn {
     int64_t partial_since; /* monotonic ms when an incomplete frame started, 0 if none */
     unsigned npending;
     bool closing;          /* flush `out`, then close */
+    bool busy;             /* a request of this connection is being worked on: hold the rest */
     bool dead;
 } sxd_conn;
 
@@ -75,6 +76,7 @@ typedef struct sxd_daemon {
     size_t nconns;
     uint64_t next_serial;
     sxd_pending *pending;
+    struct sxd_jobs *jobs; /* bundle copies and verification, off the loop */
     bool quit;
 } sxd_daemon;
 
@@ -87,6 +89,8 @@ int sxd_run(sxd_daemon *d);
 /* Queue `msg` (consumed) to the connection; marks it closing when its buffer is full. */
 void sxd_send(sxd_daemon *d, sxd_conn *c, plist_t msg);
 sxd_conn *sxd_conn_by_serial(sxd_daemon *d, uint64_t serial);
+/* The connection's request finished (c->busy cleared here): go on with its buffered frames. */
+void sxd_conn_resume(sxd_daemon *d, sxd_conn *c);
 
 /* activation.c */
 int sxd_daemon_start(sxd_daemon *d); /* store, reconcile, policy, owner watches */

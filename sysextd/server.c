@@ -9,10 +9,11 @@
 #include <unistd.h>
 
 #include "sysextd/daemon.h"
+#include "sysextd/jobs.h"
 #include "sysextd/proto.h"
 
 /* epoll tags: connections use their slot index + 16. */
-enum { TAG_LISTEN = 1, TAG_SIGNAL = 2, TAG_OWNER = 3, TAG_CONN0 = 16 };
+enum { TAG_LISTEN = 1, TAG_SIGNAL = 2, TAG_OWNER = 3, TAG_JOBS = 4, TAG_CONN0 = 16 };
 
 sxd_conn *sxd_conn_by_serial(sxd_daemon *d, uint64_t serial)
 {
@@ -33,8 +34,9 @@ static size_t slot_of(sxd_daemon *d, sxd_conn *c)
 static void update_events(sxd_daemon *d, sxd_conn *c)
 {
     /* A closing connection waits for EPOLLOUT, which flush() turns into the close. */
-    struct epoll_event ev = {.events = c->closing ? EPOLLOUT
-                                                  : EPOLLIN | (c->out.len ? EPOLLOUT : 0),
+    /* A busy one is not read: its requests are answered in order (HUP/ERR still arrive). */
+    uint32_t in = c->busy ? 0 : EPOLLIN;
+    struct epoll_event ev = {.events = c->closing ? EPOLLOUT : in | (c->out.len ? EPOLLOUT : 0),
                              .data.u64 = TAG_CONN0 + slot_of(d, c)};
     epoll_ctl(d->epfd, EPOLL_CTL_MOD, c->fd, &ev);
 }
@@ -112,10 +114,43 @@ static void send_error_and_close(sxd_daemon *d, sxd_conn *c, int code)
     update_events(d, c);
 }
 
+/* Handle every whole frame in the input buffer, stopping at a request that went to a worker. */
+static void process_frames(sxd_daemon *d, sxd_conn *c)
+{
+    size_t off = 0;
+    while (!c->closing && !c->dead && !c->busy) {
+        plist_t msg = NULL;
+        size_t used = 0;
+        int rc = sxd_msg_decode(c->in.data + off, c->in.len - off, SXD_PROTO_MAX, &msg, &used);
+        if (rc == 0)
+            break;
+        if (rc < 0) {
+            send_error_and_close(d, c, rc);
+            break;
+        }
+        off += used;
+        sxd_handle_message(d, c, msg);
+        plist_free(msg);
+        /* A client flooding requests without reading the replies hits the out limit. */
+        if (c->out.len > SXD_MAX_OUTBUF) {
+            c->closing = true;
+            c->out.len = 0;
+        }
+    }
+    if (c->dead)
+        return;
+    if (off) {
+        memmove(c->in.data, c->in.data + off, c->in.len - off);
+        c->in.len -= off;
+    }
+    /* Only a connection we are reading can be slow to finish its frame. */
+    c->partial_since = c->in.len && !c->busy ? (c->partial_since ? c->partial_since : sxd_now_ms()) : 0;
+}
+
 static void conn_read(sxd_daemon *d, sxd_conn *c)
 {
     uint8_t tmp[16384];
-    for (;;) {
+    while (!c->busy) {
         ssize_t n = recv(c->fd, tmp, sizeof(tmp), MSG_DONTWAIT);
         if (n < 0) {
             if (errno == EINTR)
@@ -134,37 +169,22 @@ static void conn_read(sxd_daemon *d, sxd_conn *c)
             send_error_and_close(d, c, SYSEXT_ELIMIT);
             return;
         }
-        /* Take every whole frame out of the buffer. */
-        size_t off = 0;
-        while (!c->closing && !c->dead) {
-            plist_t msg = NULL;
-            size_t used = 0;
-            int rc = sxd_msg_decode(c->in.data + off, c->in.len - off, SXD_PROTO_MAX, &msg, &used);
-            if (rc == 0)
-                break;
-            if (rc < 0) {
-                send_error_and_close(d, c, rc);
-                break;
-            }
-            off += used;
-            sxd_handle_message(d, c, msg);
-            plist_free(msg);
-            /* A client flooding requests without reading the replies hits the out limit. */
-            if (c->out.len > SXD_MAX_OUTBUF) {
-                c->closing = true;
-                c->out.len = 0;
-            }
-        }
+        process_frames(d, c);
         if (c->dead)
             return;
-        if (off) {
-            memmove(c->in.data, c->in.data + off, c->in.len - off);
-            c->in.len -= off;
-        }
-        c->partial_since = c->in.len ? (c->partial_since ? c->partial_since : sxd_now_ms()) : 0;
         if (c->closing)
             break;
     }
+    if (!c->dead && !flush(d, c))
+        conn_close(d, c);
+}
+
+void sxd_conn_resume(sxd_daemon *d, sxd_conn *c)
+{
+    if (!c || c->dead)
+        return;
+    c->busy = false;
+    process_frames(d, c);
     if (!c->dead && !flush(d, c))
         conn_close(d, c);
 }
@@ -282,6 +302,8 @@ int sxd_run(sxd_daemon *d)
     epoll_ctl(d->epfd, EPOLL_CTL_ADD, d->sig_fd, &ev);
     ev.data.u64 = TAG_OWNER;
     epoll_ctl(d->epfd, EPOLL_CTL_ADD, sxd_owner_fd(d->owner), &ev);
+    ev.data.u64 = TAG_JOBS;
+    epoll_ctl(d->epfd, EPOLL_CTL_ADD, sxd_jobs_fd(d->jobs), &ev);
 
     struct epoll_event evs[32];
     while (!d->quit) {
@@ -296,6 +318,8 @@ int sxd_run(sxd_daemon *d)
                 handle_signal(d);
             } else if (tag == TAG_OWNER) {
                 sxd_owner_handle(d->owner);
+            } else if (tag == TAG_JOBS) {
+                sxd_jobs_dispatch(d->jobs, d);
             } else if (tag >= TAG_CONN0 && tag - TAG_CONN0 < SXD_MAX_CONNS) {
                 sxd_conn *c = d->conns[tag - TAG_CONN0];
                 if (!c)

@@ -163,8 +163,13 @@ static bool uuid_ok(const char *u)
 
 int sxd_store_stage(sxd_store *s, const char *src, sxd_record *rec)
 {
+    return sxd_store_stage_in(s->ext_dir, src, rec);
+}
+
+int sxd_store_stage_in(const char *ext_dir, const char *src, sxd_record *rec)
+{
     new_uuid(rec->uuid);
-    _sx_cleanup_free_ char *dir = sx_path_join(s->ext_dir, rec->uuid);
+    _sx_cleanup_free_ char *dir = sx_path_join(ext_dir, rec->uuid);
     char *dst = dir ? sx_path_join(dir, sx_path_basename(src)) : NULL;
     if (!dst)
         return sx_err(SYSEXT_ENOMEM, "out of memory");
@@ -179,7 +184,7 @@ int sxd_store_stage(sxd_store *s, const char *src, sxd_record *rec)
         goto fail;
     sxd_crashpoint("stage: copied");
     if ((rc = sx_fsync_tree(dst)) < 0 || (rc = sx_fsync_dir(dir)) < 0 ||
-        (rc = sx_fsync_dir(s->ext_dir)) < 0)
+        (rc = sx_fsync_dir(ext_dir)) < 0)
         goto fail;
     sxd_crashpoint("stage: fsynced");
     free(rec->staged_path);

@@ -40,6 +40,9 @@ const char *sxd_store_dir(const sxd_store *s); /* STATE/extensions */
 /* Copy `src` into a new STATE/extensions/<uuid>/<basename(src)>, fsync the copy and the
  * folders. Fills rec->uuid and rec->staged_path. No row is written. */
 int sxd_store_stage(sxd_store *s, const char *src, sxd_record *rec);
+/* The same, given only the store's extensions folder (sxd_store_dir): safe on a worker
+ * thread, since it touches no database state. */
+int sxd_store_stage_in(const char *ext_dir, const char *src, sxd_record *rec);
 /* Remove the staged folder of `uuid` (and fsync the parent). A missing folder is fine. */
 int sxd_store_unstage(sxd_store *s, const char *uuid);
 

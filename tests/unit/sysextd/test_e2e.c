@@ -503,3 +503,30 @@ Test(e2e, deactivation_needs_an_admin_unless_removable)
     cr_assert_eq(app_as_nobody(app, "deactivate", EXT1, out, sizeof(out)), 0, "%s", out);
     cr_assert_str_eq(out, "finished completed\n");
 }
+
+/* Copying and verifying a bundle happens off the event loop: while an activation is held in
+ * its worker, an administrator is answered and a second app's request goes on. */
+Test(e2e, verification_does_not_stall_other_clients)
+{
+    write_policy_allowing_team_a();
+    const char *extra[] = {"--policy", P("policy.plist"), NULL};
+    e_start("SYSEXTD_TEST_JOB_DELAY_MS=1500", extra);
+    const char *app = app_with(e_make_dext(EXT1, "1.0", "1", P("a.p12"), true));
+    int fd;
+    pid_t pid = e_app_spawn(app, "activate", EXT1, &fd);
+    h_sleep_ms(100);
+    /* The list is answered while the activation still waits in its worker. */
+    char *l = e_list();
+    cr_assert(strstr(l, "0 extension(s)"), "%s", l);
+    free(l);
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    cr_assert_eq(poll(&p, 1, 0), 0, "the activation finished before the list was answered");
+    char line[512];
+    e_read_line(fd, line, sizeof(line));
+    cr_assert_str_eq(line, "finished completed");
+    cr_assert_eq(e_wait(pid), 0);
+    close(fd);
+    l = e_list();
+    cr_assert(strstr(l, "1 extension(s)"), "%s", l);
+    free(l);
+}
