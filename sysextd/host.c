@@ -610,7 +610,12 @@ static void read_cmd(sxd_host *h, server *s)
         DKIPCError err;
         kern_return_t r = DKIPC_Recv(s->cmd, NULL, &m, &err);
         if (r == kIOReturnNotReady) {
-            server_fail(h, s, "closed its host connection");
+            /* usually it is dying: let the exit status tell why, kill it if it lingers */
+            s->dying = true;
+            epoll_del(h, &s->cmd);
+            epoll_del(h, &s->call);
+            fail_waits(s);
+            s->kill_at = sxd_now_ms() + 1000;
             return;
         }
         if (r == kIOReturnIPCError && (errno == EAGAIN || errno == EINTR))
@@ -814,7 +819,9 @@ void sxd_host_dispatch(sxd_host *h)
     int64_t now = sxd_now_ms();
     for (server *s = h->servers, *next; s; s = next) {
         next = s->next;
-        if (s->closing && s->kill_at && now >= s->kill_at) {
+        if ((s->closing || s->dying) && s->kill_at && now >= s->kill_at) {
+            if (!s->closing && !s->why)
+                s->why = strdup("closed its host connection");
             kill(s->pid, SIGKILL);
             s->kill_at = 0;
         }
@@ -846,7 +853,7 @@ int sxd_host_next_timeout(sxd_host *h)
             best = left_;                                                                                            \
     } while (0)
     for (server *s = h->servers; s; s = s->next) {
-        if (s->closing && s->kill_at)
+        if ((s->closing || s->dying) && s->kill_at)
             CONSIDER(s->kill_at);
         for (size_t k = 0; k < s->nout; k++)
             CONSIDER(s->out[k].deadline);

@@ -6,7 +6,8 @@
  *      setsid; PR_SET_PDEATHSIG stays unset (drivers are watched through pidfds).
  *   2. namespaces: USERNS mode unshare(user, mount, net, ipc, uts) and waits while the parent
  *      writes uid_map/gid_map (one id mapped: the caller's uid, or, when the daemon is root,
- *      the driver user, 65534 by default); UID mode unshare(mount, net, ipc, uts).
+ *      the driver user, 65534 by default; a root daemon enters the user namespace only after
+ *      step 3); UID mode unshare(mount, net, ipc, uts).
  *   3. mount namespace: everything private, a tmpfs on `root_dir` with only: the staged
  *      bundle (read-only, at the same absolute path), the loader's system directories (/usr,
  *      /lib*, /etc/ld.so.cache; read-only; symlinks recreated as symlinks), /dev/null and, in
@@ -191,6 +192,13 @@ static void child_seccomp(int st, const sxd_spawn *s)
         child_fail(st, "seccomp", NULL, errno);
 }
 
+static void child_wait_maps(int st, int go)
+{
+    char c = 'U';
+    if (write(st, &c, 1) != 1 || read(go, &c, 1) != 1 || c != 'G')
+        _exit(127);
+}
+
 static int move_high(int fd)
 {
     return fcntl(fd, F_DUPFD_CLOEXEC, 100);
@@ -222,19 +230,25 @@ static void child(const sxd_spawn *s, plan *p, int cmd, int call, int st, int go
         execve(p->argv[0], p->argv, p->envp);
         child_fail(st, "execve", p->argv[0], errno);
     }
-    /* 2. namespaces */
+    /* 2. namespaces. A root daemon mounts as root first and then enters the user namespace
+     * (a tmpfs made inside it would be owned by it, and root is not mapped there); an
+     * unprivileged one needs the user namespace to be allowed to mount at all. */
+    bool userns = s->mode == SXD_SANDBOX_USERNS;
+    bool mounts_first = userns && s->switch_id;
     int ns = CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS;
-    if (s->mode == SXD_SANDBOX_USERNS)
+    if (userns && !mounts_first)
         ns |= CLONE_NEWUSER;
     if (unshare(ns) < 0)
-        child_fail(st, "unshare", s->mode == SXD_SANDBOX_USERNS ? "(user namespace)" : NULL, errno);
-    if (s->mode == SXD_SANDBOX_USERNS) {
-        char c = 'U';
-        if (write(st, &c, 1) != 1 || read(go, &c, 1) != 1 || c != 'G')
-            _exit(127);
-    }
+        child_fail(st, "unshare", userns && !mounts_first ? "(user namespace)" : NULL, errno);
+    if (userns && !mounts_first)
+        child_wait_maps(st, go);
     /* 3. file system (while we still hold the capabilities to mount) */
     child_mounts(st, s, p);
+    if (mounts_first) {
+        if (unshare(CLONE_NEWUSER) < 0)
+            child_fail(st, "unshare", "(user namespace)", errno);
+        child_wait_maps(st, go);
+    }
     /* 4. the driver's identity, 5. privileges */
     for (int c = 0; c <= 63; c++)
         if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL)

@@ -79,7 +79,7 @@ int DKDriverServe(int hostFD, int callFD, bool sandbox)
         DKIPCMessage msg, reply;
         DKIPCError err;
         kern_return_t r = DKIPC_Recv(hostFD, table, &msg, &err);
-        if (r == kIOReturnNotReady)
+        if (r == kIOReturnNotReady || (r == kIOReturnIPCError && errno == ECONNRESET))
             break; /* the host closed the connection: we are done */
         if (r != kIOReturnSuccess) {
             fprintf(stderr, "driver: host message at offset %zu: %s (%s)\n", err.offset,
