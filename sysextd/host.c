@@ -435,6 +435,7 @@ static void launch(sxd_host *h, instance *in)
             if (t->one_process && !t->dying && !t->closing && !strcmp(t->bundle_id, in->bundle_id) &&
                 !strcmp(t->server_name, in->server_name))
                 s = t;
+    set_state(h, in, SXD_DRV_STARTING);
     if (!s && !(s = server_spawn(h, in))) {
         crash_instance(h, in, sx_errmsg());
         return;
@@ -443,7 +444,6 @@ static void launch(sxd_host *h, instance *in)
     s->ninst++;
     in->provider_obj = s->next_obj++;
     in->driver_obj = s->next_obj++;
-    set_state(h, in, SXD_DRV_STARTING);
     DKIPCMessage m;
     DKIPCMessage_Init(&m, kDKIPCCreate, in->provider_obj, 0, 0);
     int rc = DKIPCMessage_AddString(&m, in->class_name) == kIOReturnSuccess ? 0
