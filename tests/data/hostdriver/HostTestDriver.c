@@ -110,3 +110,10 @@ kern_return_t HostTestDriver_Garbage_Impl(HostTestDriver *self)
     (void)!send(4, junk, sizeof(junk), MSG_NOSIGNAL);
     return kIOReturnSuccess;
 }
+
+kern_return_t HostTestDriver_Hang_Impl(HostTestDriver *self, uint32_t ms)
+{
+    (void)self;
+    usleep((useconds_t)ms * 1000);
+    return kIOReturnSuccess;
+}

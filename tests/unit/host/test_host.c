@@ -19,6 +19,7 @@
 #include "util/fs.h"
 
 static char scratch[64];
+static unsigned reply_timeout = 3000;
 static char bundle[128], exe[192], rundir[128];
 
 #define MAX_EV 256
@@ -59,6 +60,7 @@ static void copy_file(const char *from, const char *to)
 static void setup(void)
 {
     nev = 0;
+    reply_timeout = 3000;
     snprintf(scratch, sizeof(scratch), "/tmp/sx-host-XXXXXX");
     cr_assert_not_null(mkdtemp(scratch));
     chmod(scratch, 0755); /* the driver user must reach its bundle */
@@ -85,7 +87,7 @@ static sxd_host *new_host(unsigned limit, unsigned backoff, unsigned backoff_max
     c.restart_limit = limit;
     c.backoff_ms = backoff;
     c.backoff_max_ms = backoff_max;
-    c.reply_timeout_ms = 3000;
+    c.reply_timeout_ms = reply_timeout;
     c.on_state = on_state;
     sxd_host *h = NULL;
     int rc = sxd_host_new(&c, &h);
@@ -340,5 +342,35 @@ Test(host, one_process_shares_a_server)
     cr_assert_eq(sxd_host_stop(h, a), 0);
     cr_assert_geq(wait_event(h, a, SXD_DRV_STOPPED, 0, 5000), 0);
     cr_assert_eq(ping(h, b, NULL), pid);
+    sxd_host_free(h);
+}
+
+Test(host, silent_driver_is_killed_after_the_reply_timeout)
+{
+    reply_timeout = 400;
+    sxd_host *h = new_host(3, 50, 1000);
+    uint64_t a = start(h, "com.example.slow", "com.example.slow", false, 0);
+    cr_assert_geq(wait_event(h, a, SXD_DRV_RUNNING, 0, 8000), 0);
+    pid_t pid = sxd_host_pid(h, a);
+    int rc = 0;
+    int64_t t0 = sxd_now_ms();
+    (void)call2(h, a, HostTestDriver_Hang_ID, 5000, true, NULL, NULL, &rc);
+    cr_assert_eq(rc, SYSEXT_EPROTO);
+    cr_assert_lt(sxd_now_ms() - t0, 3000);
+    long c = wait_event(h, a, SXD_DRV_CRASHED, 0, 3000);
+    cr_assert_geq(c, 0);
+    cr_assert_str_eq(evs[c].why, "did not answer Call within 400 ms");
+    cr_assert(gone(pid));
+    sxd_host_free(h);
+}
+
+Test(host, stop_while_starting)
+{
+    sxd_host *h = new_host(3, 50, 1000);
+    uint64_t a = start(h, "com.example.quick", "com.example.quick", false, 0);
+    cr_assert_str_eq(sxd_host_state(h, a), SXD_DRV_STARTING);
+    cr_assert_eq(sxd_host_stop(h, a), 0);
+    cr_assert_geq(wait_event(h, a, SXD_DRV_STOPPED, 0, 8000), 0);
+    cr_assert_null(sxd_host_state(h, a));
     sxd_host_free(h);
 }
