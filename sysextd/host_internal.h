@@ -12,9 +12,9 @@
  * own pid after fork (the filter is built once, before fork, because libseccomp allocates). */
 #define SXD_SECCOMP_PID_PLACEHOLDER 0x7ffffffeu
 
-/* The stage-1 seccomp program (raw BPF from libseccomp): EPERM for socket, connect, bind,
- * listen, accept, ptrace, mount and the other calls a driver never needs, kill/tgkill/tkill
- * of anything but its own process. *out is malloc'd (free it). */
+/* The stage-1 seccomp program (raw BPF from libseccomp): an allow list, EPERM for the rest
+ * (socket, connect, bind, ptrace, mount, unshare, ...; signals only to itself). *out is
+ * malloc'd (free it). */
 int sxd_seccomp_stage1(struct sock_filter **out, size_t *count);
 
 /* What the child of sxd_host_spawn does; everything is prepared by the parent before fork
