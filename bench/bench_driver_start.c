@@ -68,7 +68,7 @@ static bool pump_until(sxd_host *h, uint64_t inst, const char *state, int ms)
     return true;
 }
 
-static int run_host(const char *rundir, const char *bundle, const char *exe, bool sandbox, double *out, int rounds)
+static sxd_host *new_host(const char *rundir, bool sandbox)
 {
     sxd_host_config c;
     memset(&c, 0, sizeof(c));
@@ -78,44 +78,46 @@ static int run_host(const char *rundir, const char *bundle, const char *exe, boo
     sxd_host *h = NULL;
     if (sxd_host_new(&c, &h) < 0) {
         fprintf(stderr, "bench_driver_start: %s\n", sx_errmsg());
-        return -1;
+        return NULL;
     }
     sxd_host_set_no_sandbox(h, !sandbox);
+    return h;
+}
+
+/* one start -> RUNNING (timed), then stop and wait for the process to go (not timed) */
+static int host_once(sxd_host *h, const char *bundle, const char *exe, double *out)
+{
     plist_t props = plist_new_dict();
     plist_dict_set_item(props, "TestValue", plist_new_uint(1));
     sxd_provider p = {.registry_id = 1, .class_name = "IOUserResources", .properties = props};
     sxd_launch l = {.bundle_id = "com.example.bench", .bundle_path = bundle, .executable = exe,
                     .server_name = "bench", .user_class = "HostTestDriver"};
-    int rc = 0;
-    for (int i = 0; i < rounds && rc == 0; i++) {
-        uint64_t id = 0;
-        double t0 = now_us();
-        if (sxd_host_start(h, &l, &p, &id) < 0 || !pump_until(h, id, SXD_DRV_RUNNING, 10000)) {
-            fprintf(stderr, "bench_driver_start: start failed: %s\n", last_state ? last_state : sx_errmsg());
-            rc = -1;
-            break;
-        }
-        out[i] = now_us() - t0;
-        pid_t pid = sxd_host_pid(h, id);
-        sxd_host_stop(h, id);
-        pump_until(h, id, SXD_DRV_STOPPED, 10000);
-        for (int k = 0; k < 200 && kill(pid, 0) == 0; k++) {
-            int fd;
-            sxd_host_fds(h, &fd, 1);
-            struct pollfd pf = {fd, POLLIN, 0};
-            poll(&pf, 1, 10);
-            sxd_host_dispatch(h);
-        }
+    uint64_t id = 0;
+    double t0 = now_us();
+    if (sxd_host_start(h, &l, &p, &id) < 0 || !pump_until(h, id, SXD_DRV_RUNNING, 10000)) {
+        fprintf(stderr, "bench_driver_start: start failed: %s\n", last_state ? last_state : sx_errmsg());
+        plist_free(props);
+        return -1;
     }
+    *out = now_us() - t0;
     plist_free(props);
-    sxd_host_free(h);
-    return rc;
+    pid_t pid = sxd_host_pid(h, id);
+    sxd_host_stop(h, id);
+    pump_until(h, id, SXD_DRV_STOPPED, 10000);
+    for (int k = 0; k < 500 && kill(pid, 0) == 0; k++) {
+        int fd;
+        sxd_host_fds(h, &fd, 1);
+        struct pollfd pf = {fd, POLLIN, 0};
+        poll(&pf, 1, 10);
+        sxd_host_dispatch(h);
+    }
+    return 0;
 }
 
 /* fork + exec, fds 3/4 a socketpair, one Create answered */
-static int run_baseline(const char *exe, double *out, int rounds)
+static int baseline_once(const char *exe, double *out)
 {
-    for (int i = 0; i < rounds; i++) {
+    {
         int a[2], b[2];
         double t0 = now_us();
         if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, a) < 0 ||
@@ -144,7 +146,7 @@ static int run_baseline(const char *exe, double *out, int rounds)
             return -1;
         }
         DKIPCMessage_Clear(&r);
-        out[i] = now_us() - t0;
+        *out = now_us() - t0;
         close(a[0]);
         close(b[0]);
         waitpid(pid, NULL, 0);
@@ -179,16 +181,23 @@ int main(int argc, char **argv)
     double *base = calloc((size_t)rounds, sizeof(double)), *host = calloc((size_t)rounds, sizeof(double)),
            *bare = calloc((size_t)rounds, sizeof(double));
     int rc = 2;
-    if (base && host && bare && run_baseline(exe, base, rounds) == 0 &&
-        run_host(rundir, bundle, exe, true, host, rounds) == 0 && run_host(rundir, bundle, exe, false, bare, rounds) == 0) {
+    sxd_host *hs = new_host(rundir, true), *hb = new_host(rundir, false);
+    bool ok = base && host && bare && hs && hb;
+    /* interleaved, so a change of the machine's load hits all three alike */
+    for (int i = 0; ok && i < rounds; i++)
+        ok = baseline_once(exe, &base[i]) == 0 && host_once(hs, bundle, exe, &host[i]) == 0 &&
+             host_once(hb, bundle, exe, &bare[i]) == 0;
+    if (ok) {
         double mb = median(base, rounds), mh = median(host, rounds), mn = median(bare, rounds);
-        printf("driver start, median of %d:\n", rounds);
+        printf("driver start, median of %d (interleaved):\n", rounds);
         printf("  baseline fork+exec, one message answered   %8.0f us\n", mb);
         printf("  sxd_host_start -> RUNNING, no sandbox      %8.0f us  (%.2fx)\n", mn, mn / mb);
         printf("  sxd_host_start -> RUNNING, sandboxed       %8.0f us  (%.2fx)\n", mh, mh / mb);
         printf("ratio (sandboxed host / baseline): %.2fx\n", mh / mb);
         rc = 0;
     }
+    sxd_host_free(hs);
+    sxd_host_free(hb);
     free(base);
     free(host);
     free(bare);
