@@ -20,6 +20,7 @@
 
 static char scratch[64];
 static unsigned reply_timeout = 3000;
+static sxd_sandbox_mode sandbox_mode = SXD_SANDBOX_USERNS;
 static char bundle[128], exe[192], rundir[128];
 
 #define MAX_EV 256
@@ -61,6 +62,7 @@ static void setup(void)
 {
     nev = 0;
     reply_timeout = 3000;
+    sandbox_mode = SXD_SANDBOX_USERNS;
     snprintf(scratch, sizeof(scratch), "/tmp/sx-host-XXXXXX");
     cr_assert_not_null(mkdtemp(scratch));
     chmod(scratch, 0755); /* the driver user must reach its bundle */
@@ -83,7 +85,7 @@ static sxd_host *new_host(unsigned limit, unsigned backoff, unsigned backoff_max
     sxd_host_config c;
     memset(&c, 0, sizeof(c));
     c.runtime_dir = rundir;
-    c.sandbox = SXD_SANDBOX_USERNS;
+    c.sandbox = sandbox_mode;
     c.restart_limit = limit;
     c.backoff_ms = backoff;
     c.backoff_max_ms = backoff_max;
@@ -372,5 +374,41 @@ Test(host, stop_while_starting)
     cr_assert_eq(sxd_host_stop(h, a), 0);
     cr_assert_geq(wait_event(h, a, SXD_DRV_STOPPED, 0, 8000), 0);
     cr_assert_null(sxd_host_state(h, a));
+    sxd_host_free(h);
+}
+
+Test(host, uid_mode_as_root)
+{
+    if (geteuid() != 0) {
+        /* the mode needs root: refused with a clear error instead */
+        sandbox_mode = SXD_SANDBOX_UID;
+        sxd_host *h = new_host(1, 50, 1000);
+        uint64_t a = start(h, "com.example.uid", "com.example.uid", false, 0);
+        long g = wait_event(h, a, SXD_DRV_GAVE_UP, 0, 3000);
+        cr_assert_geq(g, 0);
+        cr_assert_str_eq(evs[g].why, "sandbox mode 'uid' needs root");
+        sxd_host_free(h);
+        return;
+    }
+    sandbox_mode = SXD_SANDBOX_UID;
+    sxd_host *h = new_host(3, 50, 1000);
+    uint64_t a = start(h, "com.example.uid", "com.example.uid", false, 0);
+    cr_assert_geq(wait_event(h, a, SXD_DRV_RUNNING, 0, 8000), 0, "%s", nev ? evs[nev - 1].why : "");
+    uint64_t uid = 0;
+    pid_t pid = ping(h, a, &uid);
+    cr_assert_eq(uid, 65534); /* the default driver user, no user namespace */
+    char p1[64], a1[128] = "", b1[128] = "";
+    snprintf(p1, sizeof(p1), "/proc/%d/ns/user", (int)pid);
+    cr_assert_gt(readlink(p1, a1, sizeof(a1) - 1), 0);
+    cr_assert_gt(readlink("/proc/self/ns/user", b1, sizeof(b1) - 1), 0);
+    cr_assert_str_eq(a1, b1);
+    snprintf(p1, sizeof(p1), "/proc/%d/ns/mnt", (int)pid);
+    memset(a1, 0, sizeof(a1));
+    memset(b1, 0, sizeof(b1));
+    cr_assert_gt(readlink(p1, a1, sizeof(a1) - 1), 0);
+    cr_assert_gt(readlink("/proc/self/ns/mnt", b1, sizeof(b1) - 1), 0);
+    cr_assert_str_neq(a1, b1);
+    cr_assert_eq(try_errno(h, a, HostTestDriver_TryOpen_ID), EPERM);
+    cr_assert_eq(try_errno(h, a, HostTestDriver_TrySocket_ID), EPERM);
     sxd_host_free(h);
 }
