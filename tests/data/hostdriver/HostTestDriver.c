@@ -2,6 +2,7 @@
  * whose methods let the host tests probe the sandbox and the crash handling. */
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -115,5 +116,19 @@ kern_return_t HostTestDriver_Hang_Impl(HostTestDriver *self, uint32_t ms)
 {
     (void)self;
     usleep((useconds_t)ms * 1000);
+    return kIOReturnSuccess;
+}
+
+kern_return_t HostTestDriver_TryUnshare_Impl(HostTestDriver *self, uint64_t *err)
+{
+    (void)self;
+    *err = unshare(CLONE_NEWUSER) < 0 ? (uint64_t)errno : 0;
+    return kIOReturnSuccess;
+}
+
+kern_return_t HostTestDriver_TryKill_Impl(HostTestDriver *self, uint64_t pid, uint64_t *err)
+{
+    (void)self;
+    *err = kill((pid_t)pid, 0) < 0 ? (uint64_t)errno : 0;
     return kIOReturnSuccess;
 }

@@ -232,6 +232,11 @@ Test(host, sandbox_denies_and_runs_unprivileged)
     cr_assert_eq(try_errno(h, id, HostTestDriver_TryOpen_ID), EPERM);
     cr_assert_eq(try_errno(h, id, HostTestDriver_TrySocket_ID), EPERM);
     cr_assert_eq(try_errno(h, id, HostTestDriver_TryExec_ID), EPERM);
+    /* stage 1: no namespaces, no signals to the daemon (same uid when not root) */
+    cr_assert_eq(try_errno(h, id, HostTestDriver_TryUnshare_ID), EPERM);
+    uint64_t e = 0;
+    cr_assert_eq(call2(h, id, HostTestDriver_TryKill_ID, (uint32_t)getpid(), true, &e, NULL, NULL), kIOReturnSuccess);
+    cr_assert_eq(e, EPERM);
     /* the uid the kernel sees outside the namespace is not root */
     uint64_t inner_uid = 0;
     pid_t pid = ping(h, id, &inner_uid);
