@@ -862,6 +862,9 @@ static void handle_admin(sxd_daemon *d, sxd_conn *c, uint64_t id, const char *ty
                 plist_array_append_item(arr, record_props(&v[i]));
             plist_dict_set_item(extra, "records", arr);
             sxd_dict_set_bool(extra, "developer", d->developer_mode);
+            plist_t drivers = NULL;
+            if (d->host && sxd_host_snapshot(d->host, &drivers) == 0)
+                plist_dict_set_item(extra, "drivers", drivers);
         }
         sxd_records_free(v, n);
     } else if (!strcmp(type, "approve")) {
@@ -1049,6 +1052,8 @@ int sxd_daemon_start(sxd_daemon *d)
     if ((rc = sxd_owner_open(d->cfg.grace_period, &d->owner)) < 0)
         return rc;
     refresh_watches(d);
+    if ((rc = sxd_host_start_daemon(d)) < 0)
+        return rc;
     return 0;
 }
 
@@ -1056,6 +1061,8 @@ void sxd_daemon_stop(sxd_daemon *d)
 {
     sxd_jobs_free(d->jobs, d); /* before the store: cancelled jobs drop their staged copies */
     d->jobs = NULL;
+    sxd_host_free(d->host);
+    d->host = NULL;
     while (d->pending) {
         sxd_pending *p = d->pending;
         d->pending = p->next;

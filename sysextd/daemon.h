@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "sysextd/host.h"
 #include "sysextd/owner.h"
 #include "sysextd/peer.h"
 #include "sysextd/policy.h"
@@ -33,6 +34,10 @@ typedef struct sxd_config {
     const char **allowed;  /* allowed app locations */
     size_t n_allowed;
     const char *admin_group; /* name or gid whose members may administer, or NULL */
+    /* driver hosting */
+    const char *runtime_dir;  /* default: <state_dir>/run */
+    sxd_sandbox_mode sandbox;
+    const char *driver_user;  /* SXD_SANDBOX_UID (and root + userns): the driver user, default nobody */
 } sxd_config;
 
 typedef struct sxd_conn {
@@ -67,6 +72,7 @@ typedef struct sxd_daemon {
     sxd_store *store;
     sxd_policy policy;
     sxd_owner *owner;
+    sxd_host *host;  /* the driver processes (host.h) */
     bool developer_mode;
     uid_t admin_uid; /* the daemon's own uid counts as admin (tests run unprivileged) */
     gid_t admin_gid; /* --admin-group, when has_admin_gid */
@@ -91,6 +97,9 @@ void sxd_send(sxd_daemon *d, sxd_conn *c, plist_t msg);
 sxd_conn *sxd_conn_by_serial(sxd_daemon *d, uint64_t serial);
 /* The connection's request finished (c->busy cleared here): go on with its buffered frames. */
 void sxd_conn_resume(sxd_daemon *d, sxd_conn *c);
+
+/* host_daemon.c: create d->host from d->cfg (runtime dir, sandbox, driver user) */
+int sxd_host_start_daemon(sxd_daemon *d);
 
 /* activation.c */
 int sxd_daemon_start(sxd_daemon *d); /* store, reconcile, policy, owner watches */

@@ -112,5 +112,17 @@ int sxd_host_open_user_client(sxd_host *h, uint64_t instance, uint32_t type, int
 int sxd_host_snapshot(sxd_host *h, plist_t *out);
 /* The instance's current state (SXD_DRV_*), NULL if unknown. Borrowed. */
 const char *sxd_host_state(sxd_host *h, uint64_t instance);
+/* The pid of the instance's driver process, 0 when it has none right now. */
+pid_t sxd_host_pid(sxd_host *h, uint64_t instance);
+
+/* For tests, tools and benchmarks; these run the host's part of the loop until the answer:
+ * send `call` (a message built with DKIPCMessage_Init(kDKIPCCall, 0, methodID, 0) plus
+ * arguments; the object id and sequence are filled in) to the instance's driver object and
+ * wait for the Reply (*reply: caller clears). SYSEXT_ENOTFOUND, SYSEXT_EBUSY (not running),
+ * SYSEXT_EPROTO when the driver failed before answering. */
+struct DKIPCMessage;
+int sxd_host_call(sxd_host *h, uint64_t instance, struct DKIPCMessage *call, struct DKIPCMessage *reply);
+/* Spawn drivers with plain fork + exec, without any sandbox (bench baseline, debugging). */
+void sxd_host_set_no_sandbox(sxd_host *h, bool no_sandbox);
 
 #endif

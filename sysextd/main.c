@@ -3,11 +3,13 @@
  *   sysextd --state-dir DIR --socket PATH [--trust ROOT.pem]... [--notary-cert CERT]
  *           [--policy FILE] [--grace-period S] [--developer-mode] [--allowed-location DIR]...
  *           [--admin-group GROUP]
+ *           [--driver-user NAME] [--sandbox auto|uid|userns] [--runtime-dir DIR]
  *
  * Production: started by systemd with socket activation (sd_listen_fds), reports READY=1.
  * Defaults: --state-dir /var/lib/sysextd, --socket /run/sysextd.sock, --policy
  * /etc/sysext/policy.plist, grace period 3 s, allowed locations /Applications and
- * /opt/applications. Admin requests are accepted from root and from the daemon's own uid. */
+ * /opt/applications, driver runtime directory <state-dir>/run, sandbox auto (root: setuid to
+ * --driver-user, default nobody; otherwise a user namespace). Admin requests are accepted from root and from the daemon's own uid. */
 #include "util/common.h"
 
 #include <getopt.h>
@@ -24,7 +26,8 @@ static void usage(FILE *f)
 {
     fputs("usage: sysextd [--state-dir DIR] [--socket PATH] [--trust ROOT.pem]...\n"
           "               [--notary-cert CERT] [--policy FILE] [--grace-period S]\n"
-          "               [--developer-mode] [--allowed-location DIR]... [--admin-group GROUP]\n",
+          "               [--developer-mode] [--allowed-location DIR]... [--admin-group GROUP]\n"
+          "               [--driver-user NAME] [--sandbox auto|uid|userns] [--runtime-dir DIR]\n",
           f);
 }
 
@@ -73,6 +76,9 @@ int main(int argc, char **argv)
         {"developer-mode", no_argument, NULL, 'D'},
         {"allowed-location", required_argument, NULL, 'a'},
         {"admin-group", required_argument, NULL, 'G'},
+        {"driver-user", required_argument, NULL, 'u'},
+        {"sandbox", required_argument, NULL, 'x'},
+        {"runtime-dir", required_argument, NULL, 'r'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -106,6 +112,20 @@ int main(int argc, char **argv)
             if (!end || *end || d.cfg.grace_period < 0 || d.cfg.grace_period > 86400) {
                 fprintf(stderr, "sysextd: --grace-period: '%s' is not a number of seconds\n",
                         optarg);
+                return 2;
+            }
+            break;
+        case 'u': d.cfg.driver_user = optarg; break;
+        case 'r': d.cfg.runtime_dir = optarg; break;
+        case 'x':
+            if (!strcmp(optarg, "auto"))
+                d.cfg.sandbox = SXD_SANDBOX_AUTO;
+            else if (!strcmp(optarg, "uid"))
+                d.cfg.sandbox = SXD_SANDBOX_UID;
+            else if (!strcmp(optarg, "userns"))
+                d.cfg.sandbox = SXD_SANDBOX_USERNS;
+            else {
+                fprintf(stderr, "sysextd: --sandbox: '%s' is not auto, uid or userns\n", optarg);
                 return 2;
             }
             break;

@@ -13,7 +13,7 @@
 #include "sysextd/proto.h"
 
 /* epoll tags: connections use their slot index + 16. */
-enum { TAG_LISTEN = 1, TAG_SIGNAL = 2, TAG_OWNER = 3, TAG_JOBS = 4, TAG_CONN0 = 16 };
+enum { TAG_LISTEN = 1, TAG_SIGNAL = 2, TAG_OWNER = 3, TAG_JOBS = 4, TAG_HOST = 5, TAG_CONN0 = 16 };
 
 sxd_conn *sxd_conn_by_serial(sxd_daemon *d, uint64_t serial)
 {
@@ -230,6 +230,9 @@ static int64_t partial_timeout_ms = SXD_PARTIAL_TIMEOUT_MS;
 static int next_timeout(sxd_daemon *d)
 {
     int t = sxd_owner_timeout_ms(d->owner);
+    int ht = sxd_host_next_timeout(d->host);
+    if (ht >= 0 && (t < 0 || ht < t))
+        t = ht;
     int64_t now = sxd_now_ms();
     for (size_t i = 0; i < SXD_MAX_CONNS; i++) {
         sxd_conn *c = d->conns[i];
@@ -304,6 +307,12 @@ int sxd_run(sxd_daemon *d)
     epoll_ctl(d->epfd, EPOLL_CTL_ADD, sxd_owner_fd(d->owner), &ev);
     ev.data.u64 = TAG_JOBS;
     epoll_ctl(d->epfd, EPOLL_CTL_ADD, sxd_jobs_fd(d->jobs), &ev);
+    /* the driver host keeps its sockets and pidfds in one epoll set of its own */
+    int hfds[4];
+    size_t nh = sxd_host_fds(d->host, hfds, SX_ARRAY_SIZE(hfds));
+    ev.data.u64 = TAG_HOST;
+    for (size_t i = 0; i < nh; i++)
+        epoll_ctl(d->epfd, EPOLL_CTL_ADD, hfds[i], &ev);
 
     struct epoll_event evs[32];
     while (!d->quit) {
@@ -320,6 +329,8 @@ int sxd_run(sxd_daemon *d)
                 sxd_owner_handle(d->owner);
             } else if (tag == TAG_JOBS) {
                 sxd_jobs_dispatch(d->jobs, d);
+            } else if (tag == TAG_HOST) {
+                sxd_host_dispatch(d->host);
             } else if (tag >= TAG_CONN0 && tag - TAG_CONN0 < SXD_MAX_CONNS) {
                 sxd_conn *c = d->conns[tag - TAG_CONN0];
                 if (!c)
@@ -337,6 +348,7 @@ int sxd_run(sxd_daemon *d)
             }
         }
         expire(d);
+        sxd_host_dispatch(d->host); /* due timers: relaunches, reply timeouts */
     }
     for (size_t i = 0; i < SXD_MAX_CONNS; i++)
         if (d->conns[i])

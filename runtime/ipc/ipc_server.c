@@ -81,10 +81,20 @@ static kern_return_t handle(DKIPCObjectTable *table, const DKIPCMessage *msg, DK
         const char *cls = NULL;
         if (obj)
             return kIOReturnPortExists; /* the id is taken */
-        if (msg->argCount != 1 || DKIPCMessage_GetString(msg, 0, &cls) != kIOReturnSuccess)
+        if (msg->argCount < 1 || DKIPCMessage_GetString(msg, 0, &cls) != kIOReturnSuccess)
             return kIOReturnBadArgument;
         IOService *created = NULL;
-        kern_return_t r = IOService_Instantiate(cls, NULL, &created);
+        kern_return_t r;
+        /* a provider the host announces (IOUserResources, a USB nub, ...), else a driver class */
+        DKIPCProviderFactory factory = DKIPC_FindProviderFactory(cls);
+        if (factory)
+            r = factory(cls, (DKIPCMessage *)msg, &created);
+        else if (msg->argCount != 1)
+            return kIOReturnBadArgument;
+        else
+            r = IOService_Instantiate(cls, NULL, &created);
+        if (r == kIOReturnSuccess && !created)
+            r = kIOReturnError;
         if (r != kIOReturnSuccess)
             return r;
         r = DKIPCObjectTable_Add(table, msg->objectID, (OSObject *)created);

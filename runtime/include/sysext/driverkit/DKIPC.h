@@ -192,6 +192,14 @@ DK_API kern_return_t DKIPC_HandleMessage(DKIPCObjectTable *table, const DKIPCMes
 typedef kern_return_t (*DKIPCProviderFactory)(const char *className, DKIPCMessage *create, IOService **out);
 /* kIOReturnPortExists if the class already has another factory, kIOReturnNoResources when full. */
 DK_API kern_return_t DKIPC_RegisterProviderFactory(const char *className, DKIPCProviderFactory fn);
+/* The factory registered for `className` (built-ins: "IOService", "IOUserResources": a plain
+ * IOService with the nub's properties), NULL if none. */
+DK_API DKIPCProviderFactory DKIPC_FindProviderFactory(const char *className);
+/* The properties of a provider Create (the STRING key + value pairs after the class name) as a
+ * new dictionary (+1): U64 -> OSNumber (64 bits), STRING -> OSString, BYTES -> OSData.
+ * kIOReturnBadArgument for a key that is not a STRING, a missing value, another value type or
+ * a non-FD argument after the first FD. For factories. */
+DK_API kern_return_t DKIPC_CopyProviderProperties(const DKIPCMessage *create, OSDictionary **out);
 
 /* --- The driver process ------------------------------------------------------------------ */
 /* The main loop of a driver process started by sysextd: host messages on fd 3, calls to the
@@ -199,6 +207,15 @@ DK_API kern_return_t DKIPC_RegisterProviderFactory(const char *className, DKIPCP
  * connection or terminates the last service. Driver executables link sysext_runtime_main,
  * whose main() is just `return DKDriverMain(argc, argv);`. */
 DK_API int DKDriverMain(int argc, char **argv);
+/* DKDriverMain's fds and options (tests, tools): serve `hostFD` (host -> driver messages) and
+ * use `callFD` for DKIPC_HostCall; `sandbox` installs the second seccomp stage (no open,
+ * openat, creat, execve, execveat, socket from then on) before the first message. Returns 0
+ * when the host closes hostFD, 2 on a protocol error (message on stderr naming the offset). */
+DK_API int DKDriverServe(int hostFD, int callFD, bool sandbox);
+/* The second seccomp stage alone (PR_SET_NO_NEW_PRIVS + a BPF filter answering EPERM to
+ * open, openat, openat2, creat, execve, execveat and socket). kIOReturnUnsupported on an
+ * architecture the filter does not know, kIOReturnNotPermitted if the kernel refuses. */
+DK_API kern_return_t DKDriverSandboxStage2(void);
 
 /* Name of a message type for logs ("Call"), "?" if unknown. */
 DK_API const char *DKIPCMessageType_Name(unsigned type);
