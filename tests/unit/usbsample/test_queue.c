@@ -92,9 +92,9 @@ Test(usbsample_queue, foreign_entries_are_skipped)
     struct rt_ring r = make_ring(1024);
     usbsample_queue q;
     cr_assert_eq(usbsample_queue_attach(&q, ring_mem, sizeof(ring_mem)), 0);
-    uint8_t odd[13] = { 1, 2, 3 };
+    uint8_t odd[64] = { 1, 2, 3 };
     usbsample_record a = rec(1, 1, 0), b = rec(2, 1, 0);
-    put(&r, odd, sizeof(odd));
+    put(&r, odd, 13);
     put(&r, &a, sizeof(a));
     put(&r, odd, 8);
     put(&r, odd, 40);
