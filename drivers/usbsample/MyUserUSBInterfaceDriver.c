@@ -95,6 +95,7 @@ void MyUserUSBInterfaceDriver_free_Impl(MyUserUSBInterfaceDriver *self)
     OSSafeReleaseNULL(iv->interface);
     free(iv);
     self->ivars = NULL;
+    usbsample_log("freed");
 }
 
 /* Find the first interrupt IN endpoint of the interface's current alternate setting. */

@@ -365,6 +365,13 @@ Test(usbsample, delivers_monotonic_samples_to_the_app_and_stops_cleanly)
     cr_assert_eq(call(kUSBSampleSelectorGetStats, NULL, 0, s, &(uint32_t){ 4 }), kIOReturnNotReady,
                  "a stopped user client refuses calls");
     cr_assert_not(log_has("failed"), "no step failed:\n%s", logbuf.text);
+    /* the app lets go of its mapping and connection, the host of the driver: freed */
+    OSSafeReleaseNULL(at.qmap);
+    OSSafeReleaseNULL(at.qmem);
+    OSSafeReleaseNULL(at.uc);
+    cr_assert_not(log_has("freed"));
+    OSSafeReleaseNULL(at.drv);
+    cr_assert(log_has("freed"), "the driver object is freed once released:\n%s", logbuf.text);
 }
 
 Test(usbsample, set_rate_reaches_the_device_and_the_sample_rate_follows)
