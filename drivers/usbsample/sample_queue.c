@@ -128,7 +128,12 @@ int usbsample_print_loop(usbsample_queue *q, FILE *out, uint64_t max, unsigned i
             stats->restarts++;
             fprintf(out, "driver changed: v%u counter %llu -> v%u counter %llu\n", stats->last_version,
                     (unsigned long long)stats->last_counter, r.version, (unsigned long long)r.counter);
-        } else if (r.missed) {
+        } else if (stats->samples > 0 && r.counter - stats->last_counter > 1) {
+            /* the counter gap, which is what the driver reports in `missed` */
+            uint64_t gap = r.counter - stats->last_counter - 1;
+            stats->missed += gap;
+            fprintf(out, "gap: %llu samples missed\n", (unsigned long long)gap);
+        } else if (stats->samples == 0 && r.missed) {
             stats->missed += r.missed;
             fprintf(out, "gap: %u samples missed\n", r.missed);
         }

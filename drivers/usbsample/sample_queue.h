@@ -44,8 +44,9 @@ typedef struct usbsample_print_stats {
 } usbsample_print_stats;
 
 /* The app's loop: print each record as a line to `out` ("sample 42 device 1.234567s v1"), a
- * "gap" line when the driver reports lost samples and a "driver changed" line when the counter
- * goes back or the version changes, until `max` records (0 = no limit), `*stop` becomes
+ * "gap" line when samples were lost (the counter jumps; before the first record, what the driver
+ * reports in `missed`) and a "driver changed" line when the counter goes back or the version
+ * changes, until `max` records (0 = no limit), `*stop` becomes
  * nonzero, or `idle_ms` pass without a record (0 = wait forever). Polls every `poll_us` µs when
  * empty. Returns 0 (stopped, idle or max reached) or -1 when the ring is corrupt. */
 int usbsample_print_loop(usbsample_queue *q, FILE *out, uint64_t max, unsigned idle_ms, unsigned poll_us,

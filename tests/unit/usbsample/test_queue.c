@@ -177,25 +177,29 @@ Test(usbsample_queue, print_loop_reports_samples_gaps_and_a_new_driver)
     struct rt_ring r = make_ring(1024);
     usbsample_queue q;
     cr_assert_eq(usbsample_queue_attach(&q, ring_mem, sizeof(ring_mem)), 0);
-    usbsample_record x[] = { rec(10, 1, 0), rec(11, 1, 0), rec(14, 1, 2), rec(3, 2, 0), rec(4, 2, 0) };
-    for (size_t i = 0; i < 5; i++)
+    usbsample_record x[] = { rec(10, 1, 4), rec(11, 1, 0), rec(14, 1, 2), rec(3, 2, 0), rec(4, 2, 0),
+                             rec(9, 2, 0) };
+    for (size_t i = 0; i < 6; i++)
         put(&r, &x[i], sizeof(x[i]));
     usbsample_print_stats st = { 0 };
     int ret;
     char *text = print(&q, 0, &st, &ret);
     cr_assert_eq(ret, 0, "idle after 30 ms");
-    cr_assert_str_eq(text, "sample 10 device 0.000010s v1\n"
+    cr_assert_str_eq(text, "gap: 4 samples missed\n"
+                           "sample 10 device 0.000010s v1\n"
                            "sample 11 device 0.000011s v1\n"
                            "gap: 2 samples missed\n"
                            "sample 14 device 0.000014s v1\n"
                            "driver changed: v1 counter 14 -> v2 counter 3\n"
                            "sample 3 device 0.000003s v2\n"
-                           "sample 4 device 0.000004s v2\n");
+                           "sample 4 device 0.000004s v2\n"
+                           "gap: 4 samples missed\n"
+                           "sample 9 device 0.000009s v2\n");
     free(text);
-    cr_assert_eq(st.samples, 5);
-    cr_assert_eq(st.missed, 2);
+    cr_assert_eq(st.samples, 6);
+    cr_assert_eq(st.missed, 10, "the counter gaps, whatever a record's missed says");
     cr_assert_eq(st.restarts, 1);
-    cr_assert_eq(st.last_counter, 4);
+    cr_assert_eq(st.last_counter, 9);
     cr_assert_eq(st.last_version, 2);
 
     /* max stops early; a corrupt ring ends the loop with -1 */
