@@ -33,7 +33,7 @@ struct MyUserUSBInterfaceDriver_IVars {
     IOMemoryDescriptor *dataQueueMemory; /* the ring's memfd, handed to the app */
     uint16_t maxPacketSize;
     uint8_t endpointAddress;
-    bool opened;
+    atomic_bool opened; /* read by SetSampleRate on the user client's queue */
     bool haveCounter;
     uint64_t lastCounter;
     uint32_t errors; /* consecutive */
@@ -193,7 +193,7 @@ kern_return_t MyUserUSBInterfaceDriver_Start_Impl(MyUserUSBInterfaceDriver *self
         LOG_FAIL("Open", r);
         goto fail;
     }
-    iv->opened = true;
+    atomic_store(&iv->opened, true);
     if ((r = find_interrupt_in(iv)) != kIOReturnSuccess) {
         LOG_FAIL("finding the interrupt IN endpoint", r);
         goto fail;
@@ -237,10 +237,8 @@ fail:
     atomic_store(&iv->stopping, true);
     if (iv->inPipe && atomic_load(&iv->reading))
         (void)IOUSBHostPipe_Abort(iv->inPipe, kIOUSBAbortSynchronous, kIOReturnAborted, svc);
-    if (iv->opened) {
+    if (atomic_exchange(&iv->opened, false))
         (void)IOUSBHostInterface_Close(iv->interface, svc, 0);
-        iv->opened = false;
-    }
     if (iv->readAction)
         OSAction_Cancel(iv->readAction, NULL, NULL);
     return r;
@@ -257,11 +255,10 @@ kern_return_t MyUserUSBInterfaceDriver_Stop_Impl(MyUserUSBInterfaceDriver *self,
         if (r != kIOReturnSuccess && r != kIOReturnNoDevice)
             LOG_FAIL("Abort", r);
     }
-    if (iv->opened) {
+    if (atomic_exchange(&iv->opened, false)) {
         r = IOUSBHostInterface_Close(iv->interface, svc, 0);
         if (r != kIOReturnSuccess)
             LOG_FAIL("Close", r);
-        iv->opened = false;
     }
     /* No ReadComplete starts after this; the aborted completion may still be queued. */
     if (iv->readAction)
@@ -406,7 +403,7 @@ kern_return_t MyUserUSBInterfaceDriver_SetSampleRate(MyUserUSBInterfaceDriver *s
     struct MyUserUSBInterfaceDriver_IVars *iv = self->ivars;
     if (hz < USBSAMPLE_RATE_MIN || hz > USBSAMPLE_RATE_MAX)
         return kIOReturnBadArgument;
-    if (atomic_load(&iv->stopping) || !iv->opened)
+    if (atomic_load(&iv->stopping) || !atomic_load(&iv->opened))
         return kIOReturnNotReady;
     uint16_t n = 0;
     kern_return_t r = IOUSBHostInterface_DeviceRequest(iv->interface, 0x40, USBSAMPLE_REQ_SET_RATE, (uint16_t)hz, 0, 0,
