@@ -66,6 +66,7 @@ struct iig_method {
     struct iig_param *params;
     size_t nparams;
     bool override, kernel, local, localonly;
+    bool localOverride; /* an override whose parameters cannot cross: a table entry, no IPC stub */
     char *queue;    /* QUEUENAME / QUEUE name or NULL */
     char *typeOf;   /* TYPE(Class::Method) as "Class_Method" or NULL */
     const struct iig_tok *at;

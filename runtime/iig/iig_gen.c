@@ -87,6 +87,15 @@ static void gen_header_class(FILE *h, const struct iig_class *c)
                            "void %s_free_Impl(%s *self);\n", C, C);
             continue;
         }
+        if (m->localOverride) {
+            fprintf(h, "/* Override of %s::%s, local only (its parameters cannot cross): you write\n"
+                       " * %s_%s_Impl; call the base with %s_%s_Super. */\n#define %s_%s_ID %s_%s_ID\n",
+                    c->super, M, C, M, c->super, M, C, M, c->super, M);
+            fprintf(h, "%s %s_%s_Impl(%s *self", m->ret, C, M, C);
+            params_decl(h, m, 0);
+            fputs(");\n", h);
+            continue;
+        }
         if (m->localonly) {
             fprintf(h, "/* LOCALONLY: a plain call, implemented by the driver. */\n%s %s_%s(%s *self", m->ret, C, M, C);
             params_decl(h, m, 0);
@@ -361,7 +370,7 @@ static void gen_impl_class(FILE *f, const struct iig_class *c)
     fprintf(f, "static const OSMethod %s_methods[] = {\n", C);
     for (size_t i = 0; i < c->nmethods; i++) {
         const struct iig_method *m = &c->methods[i];
-        if (!is_ipc(m) || (m->kernel && !c->kernel))
+        if ((!is_ipc(m) && !m->localOverride) || (m->kernel && !c->kernel))
             continue;
         if (m->queue)
             fprintf(f, "    OS_METHOD_QUEUE(%s_%s_ID, %s_%s_Impl, \"%s\"),\n", C, m->name, C, m->name, m->queue);

@@ -461,6 +461,14 @@ static bool parse_method(struct P *p, struct iig_class *c)
                   "or void (or mark it LOCALONLY)", m->name, m->ret);
         return false;
     }
+    /* An override of a base method whose parameters cannot cross (IOService::NewUserClient,
+     * IOUserClient::ExternalMethod, CopyClientMemoryForType: LOCALONLY or LOCAL in DriverKit)
+     * runs in this process only: it replaces the base's entry and gets no IPC stub. */
+    for (size_t i = 0; m->override && !m->localonly && i < m->nparams; i++)
+        if (m->params[i].why && !m->kernel && !m->queue && !m->typeOf) {
+            m->localonly = m->localOverride = true;
+            break;
+        }
     for (size_t i = 0; !m->localonly && i < m->nparams; i++) {
         const struct iig_param *pa = &m->params[i];
         if (pa->why) {

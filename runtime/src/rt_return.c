@@ -1,5 +1,7 @@
 #include "rt_internal.h"
 
+#include <sysext/driverkit/usb/IOUSBHostDevice.h>
+
 #define E(n) { n, #n }
 static const struct {
     kern_return_t code;
@@ -20,6 +22,8 @@ static const struct {
     E(kIOReturnOverrun), E(kIOReturnDeviceError), E(kIOReturnNoCompletion), E(kIOReturnAborted),
     E(kIOReturnNoBandwidth), E(kIOReturnNotResponding), E(kIOReturnIsoTooOld),
     E(kIOReturnIsoTooNew), E(kIOReturnNotFound), E(kIOReturnInvalid),
+    /* the USB family's (sub_iokit_usb) */
+    E(kIOUSBPipeStalled), E(kIOUSBTransactionTimeout),
 };
 #undef E
 

@@ -172,6 +172,45 @@ Test(iig_compiler, localonly_may_take_pointers)
     free(err);
 }
 
+/* DriverKit's NewUserClient / ExternalMethod / CopyClientMemoryForType take what cannot cross:
+ * overriding them makes a local table entry under the base's ID, with no IPC stub. */
+Test(iig_compiler, override_with_local_parameters_is_a_local_table_entry)
+{
+    char path[512], *err;
+    write_file("uc.iig",
+               "class U : public IOUserClient {\n"
+               "  virtual kern_return_t CopyClientMemoryForType(uint64_t type, uint64_t * options,\n"
+               "                                                IOMemoryDescriptor ** memory) override;\n"
+               "  virtual kern_return_t NewUserClient(uint32_t type, IOUserClient ** userClient) override;\n"
+               "};\n",
+               path, sizeof(path));
+    cr_assert_eq(run_iig(path, &err), 0, "%s", err);
+    free(err);
+    char p[512];
+    snprintf(p, sizeof(p), "%s/out.h", dir);
+    char *h = slurp(p);
+    HAS(h, "#define U_CopyClientMemoryForType_ID IOUserClient_CopyClientMemoryForType_ID");
+    HAS(h, "kern_return_t U_CopyClientMemoryForType_Impl(U *self, uint64_t type, uint64_t *options, "
+           "IOMemoryDescriptor **memory);");
+    HAS(h, "kern_return_t U_NewUserClient_Impl(U *self, uint32_t type, IOUserClient **userClient);");
+    cr_assert_null(strstr(h, "U_NewUserClient_Marshal"), "no IPC stub");
+    free(h);
+    snprintf(p, sizeof(p), "%s/out.c", dir);
+    char *c = slurp(p);
+    HAS(c, "OS_METHOD(U_CopyClientMemoryForType_ID, U_CopyClientMemoryForType_Impl),");
+    HAS(c, "OS_METHOD(U_NewUserClient_ID, U_NewUserClient_Impl),");
+    HAS(c, ".methodCount = 2,");
+    cr_assert_null(strstr(c, "case U_NewUserClient_ID"), "not dispatched over IPC");
+    free(c);
+    /* a new (non-override) method with such a parameter is still an error */
+    write_file("bad.iig", "class V : public IOService {\n  kern_return_t Make(IOUserClient ** out);\n};\n", path,
+               sizeof(path));
+    cr_assert_eq(run_iig(path, &err), 1);
+    HAS(err, "bad.iig:2:");
+    HAS(err, "cannot cross the IPC boundary");
+    free(err);
+}
+
 Test(iig_compiler, usage)
 {
     char cmd[1024];

@@ -224,6 +224,7 @@ Test(runtime_object, ioreturn_numbers_and_names)
     cr_assert_str_eq(IOReturn_Name(kIOReturnSuccess), "kIOReturnSuccess");
     cr_assert_str_eq(IOReturn_Name(kIOReturnNoResources), "kIOReturnNoResources");
     cr_assert_str_eq(IOReturn_Name(kIOReturnUnderrun), "kIOReturnUnderrun");
+    cr_assert_str_eq(IOReturn_Name((kern_return_t)0xe000404fu), "kIOUSBPipeStalled");
     cr_assert_str_eq(IOReturn_Name(0x1234), "kIOReturnUnknown");
 }
 
