@@ -17,7 +17,6 @@
 #include "sysext/ioconnect.h"
 #include "sysextd/proto.h"
 
-#define IOR_BAD_ARGUMENT ((int32_t)0xe00002c2)
 
 struct async_pending {
     struct async_pending *next;
@@ -73,12 +72,15 @@ static const struct {
     { 0x2cd, "kIOReturnNotOpen", SYSEXT_ERROR },
     { 0x2d5, "kIOReturnBusy", SYSEXT_EBUSY },
     { 0x2d6, "kIOReturnTimeout", SYSEXT_ETIMEOUT },
+    { 0x2d7, "kIOReturnOffline", SYSEXT_EBUSY },
     { 0x2d8, "kIOReturnNotReady", SYSEXT_EBUSY },
+    { 0x2dd, "kIOReturnPortExists", SYSEXT_EEXISTS },
     { 0x2e2, "kIOReturnNotPermitted", SYSEXT_EPERM },
-    { 0x2e4, "kIOReturnUnderrun", SYSEXT_EPROTO },
+    { 0x2db, "kIOReturnNoSpace", SYSEXT_ELIMIT },
+    { 0x2e7, "kIOReturnUnderrun", SYSEXT_EPROTO },
+    { 0x2ea, "kIOReturnNoCompletion", SYSEXT_EUNSUPPORTED },
     { 0x2eb, "kIOReturnAborted", SYSEXT_ECANCELED },
-    { 0x2ec, "kIOReturnNoSpace", SYSEXT_ELIMIT },
-    { 0x2f0, "kIOReturnNoCompletion", SYSEXT_EUNSUPPORTED },
+    { 0x2f0, "kIOReturnNotFound", SYSEXT_ENOTFOUND },
 };
 
 static int ioreturn_error(int32_t kr, const char *what)
