@@ -29,7 +29,12 @@ struct uc_conn {
     unsigned refs; /* under conns_lock */
     int fd;
     IOUserClient *uc;
+    unsigned inflight; /* calls queued on the user client's queue, under conns_lock */
+    pthread_cond_t drained;
 };
+
+/* At most this many calls of one connection wait on the driver's queue at a time. */
+#define UC_MAX_INFLIGHT 16u
 
 static pthread_mutex_t conns_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct uc_conn *conns;
@@ -51,6 +56,7 @@ static void conn_unref(struct uc_conn *c)
         return;
     close(c->fd);
     OSObject_Release((OSObject *)c->uc);
+    pthread_cond_destroy(&c->drained);
     free(c);
 }
 
@@ -116,8 +122,30 @@ static kern_return_t get_u64(const DKIPCMessage *m, uint32_t i, uint64_t *v)
     return DKIPCMessage_GetU64(m, i, v);
 }
 
-/* ExternalMethod: decode the call (layout in DKUserClientProtocol.h), run it, build the reply. */
-static kern_return_t do_external_method(struct uc_conn *c, const DKIPCMessage *m, DKIPCMessage *reply)
+/* One ExternalMethod call on its way through the user client's queue. */
+struct em_work {
+    struct uc_conn *conn; /* a reference */
+    DKIPCMessage msg;     /* the call (owned) */
+    IODispatchQueue *queue;
+};
+
+static void send_reply(struct uc_conn *c, DKIPCMessage *reply, uint64_t mid, uint64_t seq, kern_return_t r)
+{
+    if (r != kIOReturnSuccess) {
+        DKIPCMessage_Clear(reply);
+        DKIPCMessage_Init(reply, kDKIPCReply, DK_UC_CONNECTION_ID, mid, seq);
+    }
+    reply->status = r;
+    if (DKIPC_Send(c->fd, reply) != kIOReturnSuccess)
+        (void)shutdown(c->fd, SHUT_RDWR); /* the app left or cannot take it: the connection ends */
+    DKIPCMessage_Clear(reply);
+}
+
+/* ExternalMethod, on the user client's external-method queue: decode the call (layout in
+ * DKUserClientProtocol.h), run it with dispatch = NULL as the system does (the driver's
+ * override checks the arguments against its dispatch table before its function runs) and
+ * reply from here, so a call costs one hand-off between threads, not two. */
+static kern_return_t run_external_method(struct uc_conn *c, const DKIPCMessage *m, DKIPCMessage *reply)
 {
     uint64_t sel = 0, cap = 0, smax = 0, aref = 0;
     const void *in = NULL;
@@ -133,10 +161,13 @@ static kern_return_t do_external_method(struct uc_conn *c, const DKIPCMessage *m
     for (uint32_t i = 0; i < nin; i++)
         if (get_u64(m, DK_UC_ARG_SCALARS_IN + i, &sin[i]))
             return kIOReturnBadArgument;
+    if (IOService_GetState(&c->uc->service) != kIOServiceStateStarted)
+        return kIOReturnNotReady;
 
     IOUserClientMethodArguments a;
     memset(&a, 0, sizeof(a));
     a.version = kIOUserClientMethodArgumentsCurrentVersion;
+    a.selector = sel;
     a.scalarInput = sin;
     a.scalarInputCount = nin;
     a.scalarOutput = sout;
@@ -159,7 +190,7 @@ static kern_return_t do_external_method(struct uc_conn *c, const DKIPCMessage *m
         ref->sequence = m->sequence;
         a.completion = act;
     }
-    r = IOUserClient_HostExternalMethod(c->uc, sel, &a);
+    r = IOUserClient_ExternalMethod(c->uc, sel, &a, NULL, NULL, NULL);
     if (r != kIOReturnSuccess)
         goto out;
     if (a.scalarOutputCount > cap) {
@@ -181,6 +212,60 @@ out:
     OSObject_Release((OSObject *)sd);
     OSObject_Release((OSObject *)act);
     return r;
+}
+
+static void em_work_run(void *arg)
+{
+    struct em_work *w = arg;
+    struct uc_conn *c = w->conn;
+    DKIPCMessage reply;
+    DKIPCMessage_Init(&reply, kDKIPCReply, DK_UC_CONNECTION_ID, w->msg.methodID, w->msg.sequence);
+    kern_return_t r = run_external_method(c, &w->msg, &reply);
+    send_reply(c, &reply, w->msg.methodID, w->msg.sequence, r);
+    DKIPCMessage_Clear(&w->msg);
+    OSObject_Release((OSObject *)w->queue);
+    free(w);
+    pthread_mutex_lock(&conns_lock);
+    c->inflight--;
+    pthread_cond_broadcast(&c->drained);
+    pthread_mutex_unlock(&conns_lock);
+    conn_unref(c);
+}
+
+/* Hand an ExternalMethod call (consumed) to the user client's queue. kIOReturnSuccess when
+ * queued (the reply comes from there), else the error to reply with. */
+static kern_return_t queue_external_method(struct uc_conn *c, DKIPCMessage *m)
+{
+    IODispatchQueue *q = rt_object_copy_queue_for_method((OSObject *)c->uc, IOUserClient_ExternalMethod_ID);
+    if (!q)
+        return kIOReturnNotReady;
+    struct em_work *w = calloc(1, sizeof(*w));
+    if (!w) {
+        OSObject_Release((OSObject *)q);
+        return kIOReturnNoMemory;
+    }
+    pthread_mutex_lock(&conns_lock);
+    while (c->inflight >= UC_MAX_INFLIGHT)
+        pthread_cond_wait(&c->drained, &conns_lock);
+    c->inflight++;
+    c->refs++;
+    pthread_mutex_unlock(&conns_lock);
+    w->conn = c;
+    w->msg = *m; /* moves the payload and descriptors */
+    memset(m, 0, sizeof(*m));
+    w->queue = q;
+    kern_return_t r = IODispatchQueue_DispatchAsync(q, em_work_run, w);
+    if (r != kIOReturnSuccess) {
+        *m = w->msg; /* back to the caller, who clears it */
+        OSObject_Release((OSObject *)q);
+        free(w);
+        pthread_mutex_lock(&conns_lock);
+        c->inflight--;
+        c->refs--; /* the serving thread still holds one */
+        pthread_mutex_unlock(&conns_lock);
+        return r == kIOReturnAborted ? kIOReturnNotReady : r;
+    }
+    return kIOReturnSuccess;
 }
 
 static kern_return_t do_copy_memory(struct uc_conn *c, const DKIPCMessage *m, DKIPCMessage *reply)
@@ -227,28 +312,30 @@ static void *conn_thread(void *arg)
             break;
         }
         uint64_t mid = m.methodID, seq = m.sequence;
+        if (mid == IOUserClient_ExternalMethod_ID) {
+            r = queue_external_method(c, &m);
+            DKIPCMessage_Clear(&m);
+            if (r == kIOReturnSuccess)
+                continue;
+            DKIPCMessage_Init(&reply, kDKIPCReply, DK_UC_CONNECTION_ID, mid, seq);
+            send_reply(c, &reply, mid, seq, r);
+            continue;
+        }
+        /* wait for queued calls, so replies keep the order of the calls */
+        pthread_mutex_lock(&conns_lock);
+        while (c->inflight)
+            pthread_cond_wait(&c->drained, &conns_lock);
+        pthread_mutex_unlock(&conns_lock);
         DKIPCMessage_Init(&reply, kDKIPCReply, DK_UC_CONNECTION_ID, mid, seq);
-        if (m.methodID == IOUserClient_ExternalMethod_ID)
-            r = do_external_method(c, &m, &reply);
-        else if (m.methodID == IOUserClient_CopyClientMemoryForType_ID)
+        if (mid == IOUserClient_CopyClientMemoryForType_ID)
             r = do_copy_memory(c, &m, &reply);
         else
             r = kIOReturnUnsupported;
         DKIPCMessage_Clear(&m);
-        bool ok = true;
-        if (r == kIOReturnPortExists) {
-            ok = true; /* do_copy_memory sent it */
-        } else {
-            if (r != kIOReturnSuccess) {
-                DKIPCMessage_Clear(&reply);
-                DKIPCMessage_Init(&reply, kDKIPCReply, DK_UC_CONNECTION_ID, mid, seq);
-            }
-            reply.status = r;
-            ok = DKIPC_Send(c->fd, &reply) == kIOReturnSuccess;
-        }
-        DKIPCMessage_Clear(&reply);
-        if (!ok)
-            break;
+        if (r == kIOReturnPortExists) /* do_copy_memory sent it */
+            DKIPCMessage_Clear(&reply);
+        else
+            send_reply(c, &reply, mid, seq, r);
     }
     conn_unlink(c);
     (void)shutdown(c->fd, SHUT_RDWR);
@@ -280,6 +367,7 @@ kern_return_t rt_uc_conn_open(IOService *service, uint32_t type, int fd)
     }
     c->fd = fd;
     c->uc = uc;
+    pthread_cond_init(&c->drained, NULL);
     c->refs = 1; /* the serving thread's */
     pthread_mutex_lock(&conns_lock);
     c->id = next_conn_id++;
