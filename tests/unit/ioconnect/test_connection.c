@@ -230,3 +230,24 @@ Test(ioconnect, open_fd_refuses_other_sockets)
     cr_assert_eq(sysext_ioconnect_open_fd(-1, &c), SYSEXT_EINVAL);
     cr_assert_eq(finish(), 0);
 }
+
+Test(ioconnect, completion_after_the_app_left_goes_nowhere)
+{
+    struct got g = { 0 };
+    cr_assert_eq(sysext_ioconnect_call_async(conn, 6, NULL, 0, NULL, 0, on_done, &g, NULL, NULL, NULL, NULL), 0);
+    /* the driver completes the held action in Stop, after the close: it must survive that */
+    cr_assert_eq(finish(), 0);
+    cr_assert_eq(g.calls, 0, "dropped callbacks never run");
+}
+
+Test(ioconnect, malformed_call_ends_only_that_connection)
+{
+    static const uint8_t junk[64] = { 'D', 'K', 'I', 'P', 9, 9 };
+    cr_assert_eq(send(sysext_ioconnect_fd(conn), junk, sizeof(junk), MSG_NOSIGNAL), (ssize_t)sizeof(junk));
+    uint64_t in[2] = { 1, 2 }, out = 0;
+    uint32_t nout = 1;
+    cr_assert_eq(sysext_ioconnect_call_method(conn, 0, in, 2, NULL, 0, &out, &nout, NULL, NULL), SYSEXT_EIO);
+    cr_assert_str_eq(sysext_last_error(), "driver connection closed");
+    /* the driver process is fine: it stopped the user client and exits normally */
+    cr_assert_eq(finish(), 0);
+}

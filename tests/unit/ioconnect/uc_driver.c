@@ -146,6 +146,13 @@ static kern_return_t TestUC_CopyClientMemoryForType(IOUserClient *self, uint64_t
 
 static kern_return_t TestUC_Stop(IOService *self, IOService *provider)
 {
+    /* complete a held action after the app left: must go nowhere, harmlessly */
+    if (held) {
+        uint64_t v = 1;
+        (void)IOUserClient_AsyncCompletion((IOUserClient *)self, held, kIOReturnAborted, &v, 1);
+        OSObject_Release((OSObject *)held);
+        held = NULL;
+    }
     atomic_store(&uc_stopped, true);
     return IOService_Stop_Super(&TestUC_Class, self, provider);
 }

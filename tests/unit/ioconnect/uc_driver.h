@@ -8,7 +8,8 @@
  *   3 count:    0 in, 1 out: how many times selector 0's function ran
  *   4 exit:     the driver process exits at once (_exit(0)) inside the call
  *   5 peek:     0 in, 1 out: the u64 at offset 64 of the shared memory of type 0
- *   6 hold:     completion required: the driver keeps it and never completes
+ *   6 hold:     completion required: the driver keeps it and completes it only in Stop, after
+ *               the app has closed the connection
  *   7 echo:     1 scalar in, 1 out: the same value (the benchmark's round trip)
  * CopyClientMemoryForType(0): one 4096-byte buffer starting "hello from driver"; other types
  * kIOReturnBadArgument. */
