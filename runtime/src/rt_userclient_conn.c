@@ -268,8 +268,11 @@ static kern_return_t queue_external_method(struct uc_conn *c, DKIPCMessage *m)
     return kIOReturnSuccess;
 }
 
-static kern_return_t do_copy_memory(struct uc_conn *c, const DKIPCMessage *m, DKIPCMessage *reply)
+/* CopyClientMemoryForType on the user client's queue; the reply carries the memfd, which is
+ * borrowed from the descriptor, so on success it is sent from here (*sent). */
+static kern_return_t do_copy_memory(struct uc_conn *c, const DKIPCMessage *m, DKIPCMessage *reply, bool *sent)
 {
+    *sent = false;
     uint64_t type = 0, opts = 0, len = 0;
     if (m->argCount != 1 || get_u64(m, 0, &type))
         return kIOReturnBadArgument;
@@ -292,7 +295,7 @@ static kern_return_t do_copy_memory(struct uc_conn *c, const DKIPCMessage *m, DK
     if (DKIPC_Send(c->fd, reply) != kIOReturnSuccess)
         r = kIOReturnIPCError;
     else
-        r = kIOReturnPortExists; /* sentinel: already sent */
+        *sent = true;
 out:
     OSObject_Release((OSObject *)md);
     return r;
@@ -327,12 +330,13 @@ static void *conn_thread(void *arg)
             pthread_cond_wait(&c->drained, &conns_lock);
         pthread_mutex_unlock(&conns_lock);
         DKIPCMessage_Init(&reply, kDKIPCReply, DK_UC_CONNECTION_ID, mid, seq);
+        bool sent = false;
         if (mid == IOUserClient_CopyClientMemoryForType_ID)
-            r = do_copy_memory(c, &m, &reply);
+            r = do_copy_memory(c, &m, &reply, &sent);
         else
             r = kIOReturnUnsupported;
         DKIPCMessage_Clear(&m);
-        if (r == kIOReturnPortExists) /* do_copy_memory sent it */
+        if (sent)
             DKIPCMessage_Clear(&reply);
         else
             send_reply(c, &reply, mid, seq, r);
