@@ -199,7 +199,7 @@ static void reply_err(sxd_daemon *d, sxd_conn *c, uint64_t id, int rc)
 /* Queue the reply frame with `fd` attached to its first byte (sent now, with SCM_RIGHTS; the
  * rest goes through the connection's output buffer). Needs an empty output buffer, so the
  * descriptor cannot land on another frame's byte. */
-static int reply_with_fd(sxd_conn *c, uint64_t id, int fd)
+int sxd_ioservice_reply_fd(sxd_conn *c, uint64_t id, int fd)
 {
     if (c->out.len)
         return sx_err(SYSEXT_EBUSY, "ioservice-open: earlier replies are still unsent on this connection");
@@ -295,7 +295,7 @@ static int do_open(sxd_daemon *d, sxd_conn *c, uint64_t id, plist_t msg)
     if (rc == 0)
         rc = sxd_host_open_user_client(sxd_daemon_host(d), instance, (uint32_t)type, &fd);
     if (rc == 0) {
-        rc = reply_with_fd(c, id, fd);
+        rc = sxd_ioservice_reply_fd(c, id, fd);
         close(fd);
     }
     if (rc == 0)

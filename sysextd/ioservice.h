@@ -20,6 +20,12 @@ struct sxd_conn;
  * (SCM_RIGHTS) to the first byte of the reply frame. Errors are replies with err/message. */
 void sxd_ioservice_handle(struct sxd_daemon *d, struct sxd_conn *c, uint64_t id, const char *type, plist_t msg);
 
+/* The successful ioservice-open reply {id, err: 0}: `fd` (borrowed; the caller closes its copy)
+ * rides with SCM_RIGHTS on the frame's first byte, sent at once; the rest of the frame is
+ * queued on c->out for the event loop's flush. SYSEXT_EBUSY while c->out is not empty (the
+ * descriptor would land on another frame), SYSEXT_EIO when the send fails. */
+int sxd_ioservice_reply_fd(struct sxd_conn *c, uint64_t id, int fd);
+
 /* The user-client open check of reference 6 (IOUserServer::serviceNewUserClient), for an app
  * with entitlements `app_ents` opening a service of the dext `dext_id` with entitlements
  * `dext_ents`, whose user-client template is `uc_template` (the personality's

@@ -6,11 +6,14 @@
 #include "util/common.h"
 
 #include <criterion/criterion.h>
+#include <pthread.h>
 
 #include "../sysextd/harness.h"
 #include "sysext/errors.h"
 #include "sysext/ioconnect.h"
+#include "sysextd/daemon.h"
 #include "sysextd/ioservice.h"
+#include "uc_driver.h"
 #include "sysextd/proto.h"
 #include "util/fs.h"
 
@@ -190,4 +193,84 @@ Test(ioservice_daemon, malformed_open_requests)
     cr_assert_eq(sxd_dict_uint(r, "err", 0), (uint64_t)-SYSEXT_EINVAL, "%s", sxd_dict_str(r, "message"));
     plist_free(r);
     close(fd);
+}
+
+/* ---- the descriptor hand-over: the daemon's reply code against the client library ----- */
+
+struct fake {
+    int listen_fd;
+    int app_fd; /* the app's end of a driver connection, to hand over */
+    int ok;
+};
+
+static void *fake_daemon(void *arg)
+{
+    struct fake *f = arg;
+    int fd = accept(f->listen_fd, NULL, NULL);
+    if (fd < 0)
+        return NULL;
+    uint8_t buf[4096];
+    size_t have = 0;
+    plist_t req = NULL;
+    while (!req && have < sizeof(buf)) {
+        ssize_t n = recv(fd, buf + have, sizeof(buf) - have, 0);
+        if (n <= 0)
+            break;
+        have += (size_t)n;
+        size_t used = 0;
+        if (sxd_msg_decode(buf, have, sizeof(buf), &req, &used) != 1)
+            req = NULL;
+    }
+    if (req && !strcmp(sxd_dict_str(req, "type"), "ioservice-open") && sxd_dict_uint(req, "service", 0) == 77 &&
+        sxd_dict_uint(req, "uctype", 9) == 0) {
+        sxd_conn c;
+        memset(&c, 0, sizeof(c));
+        c.fd = fd;
+        sx_buf_init(&c.out, 1u << 20);
+        /* something already queued: refused, nothing sent */
+        sx_buf_append(&c.out, "x", 1);
+        f->ok = sxd_ioservice_reply_fd(&c, 1, f->app_fd) == SYSEXT_EBUSY;
+        c.out.len = 0;
+        if (f->ok && sxd_ioservice_reply_fd(&c, sxd_dict_uint(req, "id", 0), f->app_fd) == 0 &&
+            send(fd, c.out.data, c.out.len, MSG_NOSIGNAL) == (ssize_t)c.out.len)
+            f->ok = 2;
+        sx_buf_free(&c.out);
+    }
+    plist_free(req);
+    close(fd);
+    return NULL;
+}
+
+Test(ioservice_fd, open_reply_carries_the_driver_connection)
+{
+    char dir[] = "/tmp/sx-ucfd-XXXXXX", path[128];
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/s.sock", dir);
+    struct fake f = { .listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0) };
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    cr_assert_eq(bind(f.listen_fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    cr_assert_eq(listen(f.listen_fd, 1), 0);
+    pid_t child = uc_driver_spawn(&f.app_fd);
+    cr_assert_gt(child, 0);
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, fake_daemon, &f), 0);
+    sysext_ioconnect *c = NULL;
+    int rc = sysext_ioservice_open(path, 77, 0, &c);
+    pthread_join(t, NULL);
+    close(f.app_fd);
+    close(f.listen_fd);
+    cr_assert_eq(f.ok, 2, "the daemon side of the hand-over failed");
+    cr_assert_eq(rc, 0, "%s", sysext_last_error());
+    /* the descriptor that came with the reply is a live connection to the driver */
+    uint64_t in[2] = { 40, 2 }, out = 0;
+    uint32_t nout = 1;
+    cr_assert_eq(sysext_ioconnect_call_method(c, 0, in, 2, NULL, 0, &out, &nout, NULL, NULL), 0, "%s",
+                 sysext_last_error());
+    cr_assert_eq(out, 42u);
+    sysext_ioconnect_close(c);
+    int st = 0;
+    cr_assert_eq(waitpid(child, &st, 0), child);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    sx_rm_rf(dir);
 }
