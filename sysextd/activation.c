@@ -9,6 +9,7 @@
 
 #include "sysextd/daemon.h"
 #include "sysextd/jobs.h"
+#include "sysextd/ioservice.h"
 #include "sysextd/proto.h"
 #include "util/fs.h"
 
@@ -203,6 +204,11 @@ static int resolve_app(sxd_daemon *d, sxd_conn *c, int *oserr)
         return sx_err(SYSEXT_EPERM, "the calling process is gone");
     }
     return 0;
+}
+
+int sxd_conn_app(sxd_daemon *d, sxd_conn *c, int *oserr)
+{
+    return resolve_app(d, c, oserr);
 }
 
 static bool path_under(const char *path, const char *dir)
@@ -914,6 +920,10 @@ void sxd_handle_message(sxd_daemon *d, sxd_conn *c, plist_t msg)
 {
     const char *type = sxd_dict_str(msg, "type");
     uint64_t id = sxd_dict_uint(msg, "id", 0);
+    if (!strcmp(type, "ioservice-match") || !strcmp(type, "ioservice-open")) {
+        sxd_ioservice_handle(d, c, id, type, msg);
+        return;
+    }
     if (!strcmp(type, "replace-answer")) {
         do_replace_answer(d, c, id, sxd_dict_str(msg, "action"));
         return;

@@ -108,5 +108,8 @@ void sxd_handle_message(sxd_daemon *d, sxd_conn *c, plist_t msg);
 void sxd_conn_gone(sxd_daemon *d, sxd_conn *c);
 void sxd_owner_due(sxd_daemon *d, const char *app_path);
 int sxd_reload_policy(sxd_daemon *d);
+/* The calling app of `c` (c->app), resolved and verified once per connection as activation
+ * does; SYSEXT_EPERM with *oserr and the reason when it is not a verified app. */
+int sxd_conn_app(sxd_daemon *d, sxd_conn *c, int *oserr);
 
 #endif

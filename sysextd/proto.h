@@ -11,6 +11,15 @@
  *   admin: list, approve {ext}, uninstall {team, ext}, developer {mode}, reset, gc, policy-show.
  * Daemon -> client: event {event, ...} for requests; reply {code, message, ...} for admin
  *   calls; error {code, message} for a malformed frame (the connection is then closed).
+ *
+ * User clients (sysextd/ioservice.c, client: libsysext's sysext/ioconnect.h), any caller:
+ *   ioservice-match {matching: dict}        -> reply {err, message | ids: [uint registry ids]}
+ *   ioservice-open {service: uint, uctype: uint} -> reply {err, message}; on success the app's
+ *     end of a SOCK_SEQPACKET connection to the driver rides with SCM_RIGHTS on the FIRST BYTE
+ *     of the reply frame (the only frame that carries a descriptor). The daemon sends it only
+ *     when nothing else is queued on the connection, so the descriptor cannot attach to another
+ *     frame; a client reads with recvmsg and takes the descriptor that arrives with the bytes
+ *     of that reply (one request per connection, as libsysext does, keeps this simple).
  */
 #ifndef SXD_PROTO_H
 #define SXD_PROTO_H

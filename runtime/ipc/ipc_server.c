@@ -2,7 +2,11 @@
  * the handler of one host message (lifecycle: Create, Start, Stop, Terminate, Free; Call). */
 #include "rt_internal.h"
 
+#include <fcntl.h>
+
 #include <sysext/driverkit/DKIPC.h>
+
+#include "rt_userclient_conn.h"
 
 #define MAX_DISPATCH 256
 
@@ -137,6 +141,27 @@ kern_return_t DKIPC_HandleMessage(DKIPCObjectTable *table, const DKIPCMessage *m
 {
     if (!table || !msg || !reply)
         return kIOReturnBadArgument;
+    /* IOService::NewUserClient from the host: [0] U64 type, [1] FD the driver's end of the
+     * app's connection (DKUserClientProtocol.h). Without these arguments it is an ordinary Call. */
+    if (msg->type == kDKIPCCall && msg->methodID == IOService_NewUserClient_ID && msg->argCount == 2 &&
+        msg->args[1].type == kDKIPCArgFD) {
+        uint64_t type = 0;
+        OSObject *obj = DKIPCObjectTable_Lookup(table, msg->objectID);
+        IOService *svc = obj ? OSDynamicCast(IOService, obj) : NULL;
+        kern_return_t r;
+        int fd = -1;
+        if (!svc)
+            r = kIOReturnNotFound;
+        else if (DKIPCMessage_GetU64(msg, 0, &type) != kIOReturnSuccess || type > UINT32_MAX ||
+                 msg->args[1].value >= msg->fdCount)
+            r = kIOReturnBadArgument;
+        else if ((fd = fcntl(msg->fds[msg->args[1].value], F_DUPFD_CLOEXEC, 0)) < 0)
+            r = kIOReturnNoResources;
+        else
+            r = rt_uc_conn_open(svc, (uint32_t)type, fd);
+        reply_status(msg, reply, r);
+        return r;
+    }
     kern_return_t r = handle(table, msg, reply);
     if (r == kIOReturnSuccess && msg->type == kDKIPCCall)
         return DKIPC_DispatchCall(DKIPCObjectTable_Lookup(table, msg->objectID), msg, reply);

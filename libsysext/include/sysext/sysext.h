@@ -11,6 +11,7 @@
 #include "sysext/bundle.h"
 #include "sysext/ioreg.h"
 #include "sysext/activation.h"
+#include "sysext/ioconnect.h"
 #include "sysext/notary.h"
 
 #endif
