@@ -8,6 +8,7 @@
 
 #include "sysextd/daemon.h"
 #include "sysextd/proto.h"
+#include "sysextd/services.h"
 #include "util/fs.h"
 
 #define ENT_INSTALL "com.apple.developer.system-extension.install"
@@ -155,6 +156,7 @@ static int uninstall_record(sxd_daemon *d, const sxd_record *r)
         (rc = sxd_store_unstage(d->store, r->uuid)) < 0 ||
         (rc = sxd_store_delete(d->store, r->uuid)) < 0)
         return rc;
+    sxd_services_extensions_changed(d);
     notify_waiters(d, r->uuid, 11, "the extension was uninstalled");
     fprintf(stderr, "sysextd: uninstalled %s (%s/%s) %s\n", r->identifier, r->short_version,
             r->version, r->uuid);
@@ -355,6 +357,7 @@ static const char *initial_state(sxd_daemon *d, const sxd_record *r)
 /* Record is now live in `state`: tell the client. */
 static void announce(sxd_daemon *d, sxd_conn *c, uint64_t id, const char *uuid, const char *state)
 {
+    sxd_services_extensions_changed(d);
     if (!strcmp(state, SXD_ST_ENABLED)) {
         send_finished(d, c, id, 0);
         return;
@@ -648,6 +651,7 @@ static int enable_record(sxd_daemon *d, const sxd_record *r)
     if ((rc = sxd_store_set_state(d->store, r->uuid, SXD_ST_ENABLING)) < 0 ||
         (rc = sxd_store_set_state(d->store, r->uuid, SXD_ST_ENABLED)) < 0)
         return rc;
+    sxd_services_extensions_changed(d);
     notify_waiters(d, r->uuid, 0, NULL);
     return 0;
 }
@@ -803,6 +807,7 @@ static void handle_admin(sxd_daemon *d, sxd_conn *c, uint64_t id, const char *ty
     } else if (!strcmp(type, "policy-show")) {
         plist_dict_set_item(extra, "policy", sxd_policy_to_plist(&d->policy));
         sxd_dict_set_str(extra, "path", d->cfg.policy_path);
+    } else if (sxd_services_handle_admin(d, type, msg, extra, &rc)) {
     } else {
         rc = sx_err(SYSEXT_EUNSUPPORTED, "unknown request type '%s'", type);
     }
@@ -945,11 +950,12 @@ int sxd_daemon_start(sxd_daemon *d)
     if ((rc = sxd_owner_open(d->cfg.grace_period, &d->owner)) < 0)
         return rc;
     refresh_watches(d);
-    return 0;
+    return sxd_services_start(d);
 }
 
 void sxd_daemon_stop(sxd_daemon *d)
 {
+    sxd_services_stop(d);
     while (d->pending) {
         sxd_pending *p = d->pending;
         d->pending = p->next;

@@ -2,6 +2,9 @@
  *
  *   sysextd --state-dir DIR --socket PATH [--trust ROOT.pem]... [--notary-cert CERT]
  *           [--policy FILE] [--grace-period S] [--developer-mode] [--allowed-location DIR]...
+ *           [--usb]
+ *
+ * --usb: publish real USB devices (libusb hot-plug) for drivers to match; off by default.
  *
  * Production: started by systemd with socket activation (sd_listen_fds), reports READY=1.
  * Defaults: --state-dir /var/lib/sysextd, --socket /run/sysextd.sock, --policy
@@ -23,7 +26,7 @@ static void usage(FILE *f)
 {
     fputs("usage: sysextd [--state-dir DIR] [--socket PATH] [--trust ROOT.pem]...\n"
           "               [--notary-cert CERT] [--policy FILE] [--grace-period S]\n"
-          "               [--developer-mode] [--allowed-location DIR]...\n",
+          "               [--developer-mode] [--allowed-location DIR]... [--usb]\n",
           f);
 }
 
@@ -71,6 +74,7 @@ int main(int argc, char **argv)
         {"grace-period", required_argument, NULL, 'g'},
         {"developer-mode", no_argument, NULL, 'D'},
         {"allowed-location", required_argument, NULL, 'a'},
+        {"usb", no_argument, NULL, 'U'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -90,6 +94,7 @@ int main(int argc, char **argv)
         case 'n': d.cfg.notary_cert = optarg; break;
         case 'p': d.cfg.policy_path = optarg; break;
         case 'D': d.cfg.developer_mode = true; break;
+        case 'U': d.usb_hotplug = true; break;
         case 't':
             if (push(&d.cfg.trust, &d.cfg.n_trust, optarg) < 0)
                 return 2;

@@ -210,6 +210,9 @@ static int64_t partial_timeout_ms = SXD_PARTIAL_TIMEOUT_MS;
 static int next_timeout(sxd_daemon *d)
 {
     int t = sxd_owner_timeout_ms(d->owner);
+    int ts = sxd_services_timeout(d);
+    if (ts >= 0 && (t < 0 || ts < t))
+        t = ts;
     int64_t now = sxd_now_ms();
     for (size_t i = 0; i < SXD_MAX_CONNS; i++) {
         sxd_conn *c = d->conns[i];
@@ -296,6 +299,8 @@ int sxd_run(sxd_daemon *d)
                 handle_signal(d);
             } else if (tag == TAG_OWNER) {
                 sxd_owner_handle(d->owner);
+            } else if (tag >= SXD_TAG_DEVICE0) {
+                sxd_services_fd_ready(d, tag, evs[i].events);
             } else if (tag >= TAG_CONN0 && tag - TAG_CONN0 < SXD_MAX_CONNS) {
                 sxd_conn *c = d->conns[tag - TAG_CONN0];
                 if (!c)
@@ -313,6 +318,7 @@ int sxd_run(sxd_daemon *d)
             }
         }
         expire(d);
+        sxd_services_tick(d);
     }
     for (size_t i = 0; i < SXD_MAX_CONNS; i++)
         if (d->conns[i])

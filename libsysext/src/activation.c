@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "sysext/activation.h"
+#include "libsysext/src/client.h"
 #include "sysextd/proto.h"
 #include "util/buf.h"
 
@@ -710,4 +711,10 @@ int sysext_admin_policy_show(const char *socket_path, unsigned flags, char **out
     }
     plist_free(r);
     return *out_text ? 0 : sx_err(SYSEXT_ENOMEM, "out of memory");
+}
+
+/* For the other client calls of the library (device.c): one admin request and its reply. */
+int sx_client_admin_call(const char *socket_path, plist_t msg, plist_t *reply_out)
+{
+    return simple_call(socket_path, msg, reply_out);
 }
