@@ -439,6 +439,16 @@ int sxd_services_rematch(sxd_daemon *d)
 
 /* ---- services.h ------------------------------------------------------------------------- */
 
+static void unbind(sxd_daemon *d, uint64_t nub_id, const char *category)
+{
+    sx_nub *n = sx_registry_find(d->registry, nub_id);
+    for (size_t i = 0; n && i < n->n_bindings; i++)
+        if (!strcmp(n->bindings[i].category, category)) {
+            sx_nub_unbind(n, i);
+            return;
+        }
+}
+
 void sxd_services_extensions_changed(sxd_daemon *d)
 {
     sxd_services *sv = d->services;
@@ -453,22 +463,33 @@ void sxd_services_extensions_changed(sxd_daemon *d)
         sx_personality_set_free(&set);
         return;
     }
-    /* Extensions no longer enabled (or whose staged copy changed): their drivers stop. */
+    /* Extensions no longer enabled: their drivers stop. An extension whose staged copy
+     * changed (an upgrade, or a reinstall of the same version in developer mode): each of its
+     * drivers stops and is unbound, so the rematch starts the new copy in its place. */
     for (size_t i = 0; i < sv->n_dexts; i++) {
         const sxd_dext *old = &sv->dexts[i];
-        bool kept = false;
-        for (size_t j = 0; j < nd && !kept; j++)
-            kept = !strcmp(dx[j].bundle_id, old->bundle_id) &&
-                   !strcmp(dx[j].staged_path, old->staged_path);
+        bool same_id = false, kept = false;
+        for (size_t j = 0; j < nd && !kept; j++) {
+            if (strcmp(dx[j].bundle_id, old->bundle_id))
+                continue;
+            same_id = true;
+            kept = !strcmp(dx[j].staged_path, old->staged_path);
+        }
         if (kept)
             continue;
         bool any = false;
-        for (size_t k = sv->n_inst; k-- > 0;)
-            if (!strcmp(sv->inst[k].bundle_id, old->bundle_id)) {
+        for (size_t k = sv->n_inst; k-- > 0;) {
+            if (strcmp(sv->inst[k].bundle_id, old->bundle_id))
+                continue;
+            any = true;
+            if (same_id) {
+                unbind(d, sv->inst[k].provider_id, sv->inst[k].category);
+                inst_stop(d, k);
+            } else {
                 inst_remove(d, k);
-                any = true;
             }
-        if (any) {
+        }
+        if (any && !same_id) {
             fprintf(stderr, "sysextd: %s is no longer enabled: stopping its drivers\n",
                     old->bundle_id);
             if (sxd_host_stop_bundle(d->host, old->bundle_id) < 0)
