@@ -678,8 +678,10 @@ int sxd_services_start(sxd_daemon *d)
             return rc;
         sv->own_host = true;
     }
-    if (d->usb_hotplug && (rc = sxd_hotplug_start(d)) < 0)
-        return rc;
+    /* No USB stack here (no usbfs, libusb fails): the daemon goes on without it. */
+    if (d->usb_hotplug && sxd_hotplug_start(d) < 0)
+        fprintf(stderr, "sysextd: USB: %s; real USB devices will not be published\n",
+                sx_errmsg());
     sxd_services_extensions_changed(d);
     return 0;
 }

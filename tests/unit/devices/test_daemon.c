@@ -442,3 +442,38 @@ Test(devices, cli_device_list_remote_attach_detach_and_ioreg)
     const char *nov[] = {SYSEXTCTL_BIN, "--socket", e_sock, "device", NULL};
     cr_assert_eq(h_run(out, sizeof(out), nov), 2);
 }
+
+Test(devices, usb_hotplug_registers_and_the_daemon_keeps_serving)
+{
+    const char *extra[] = {"--policy", P("policy.plist"), "--usb", NULL};
+    e_start(v_env, extra);
+    cr_assert_gt(e_pid, 0);
+    uint8_t *data = NULL;
+    size_t len = 0;
+    char *log = NULL;
+    /* Registration, or the enumeration fallback, or no USB stack at all: all logged. */
+    for (int i = 0; i < 200; i++) {
+        cr_assert_eq(sx_read_file(e_log, 1u << 20, &data, &len), 0);
+        free(log);
+        log = strndup((const char *)data, len);
+        free(data);
+        if (strstr(log, "sysextd: USB: "))
+            break;
+        h_sleep_ms(10);
+    }
+    cr_assert(strstr(log, "sysextd: USB: hot-plug registered") ||
+                  strstr(log, "sysextd: USB: no hot-plug support") ||
+                  strstr(log, "real USB devices will not be published"),
+              "%s", log);
+    free(log);
+    /* The loop polls libusb's fd with the rest: requests are still answered. */
+    char *text = NULL;
+    for (int i = 0; i < 20; i++) {
+        cr_assert_eq(sysext_device_list(e_sock, NULL, 0, &text), 0, "%s", sysext_last_error());
+        /* Whatever real hardware the machine has is published as usb:BUS-ADDR. */
+        for (const char *p = strstr(text, "\n"); p && p[1]; p = strstr(p + 1, "\n"))
+            cr_assert(strstr(p, " usb:") || strstr(p, "(no device attached)"), "%s", text);
+        free(text);
+    }
+    cr_assert_eq(kill(e_pid, 0), 0);
+}
