@@ -64,6 +64,11 @@ int sxd_services_remove_nub(struct sxd_daemon *d, uint64_t nub_id);
 size_t sxd_services_nub_fds(struct sxd_daemon *d, const sx_nub *nub, int *fds);
 
 /* usb_attach.c */
+/* usbip://HOST[:PORT]/BUSID (IPv6 hosts in brackets; port 3240 by default; bus id of digits,
+ * '-', '.', ':'), and HOST[:PORT]. SYSEXT_EINVAL naming what is wrong. */
+int sxd_usb_parse_url(const char *url, char *host, size_t hostlen, uint16_t *port, char *busid,
+                      size_t busidlen);
+int sxd_usb_parse_hostport(const char *s, char *host, size_t hostlen, uint16_t *port);
 int sxd_usb_attach(struct sxd_daemon *d, const char *url, uint64_t *nub_id);
 int sxd_usb_detach(struct sxd_daemon *d, uint64_t nub_id);
 int sxd_usb_list(struct sxd_daemon *d, const char *remote, plist_t out);

@@ -77,8 +77,13 @@ static int parse_hostport(const char *s, size_t len, char *host, size_t hostlen,
     return 0;
 }
 
-static int parse_url(const char *url, char *host, size_t hostlen, uint16_t *port, char *busid,
-                     size_t busidlen)
+int sxd_usb_parse_hostport(const char *s, char *host, size_t hostlen, uint16_t *port)
+{
+    return parse_hostport(s, strlen(s), host, hostlen, port, s);
+}
+
+int sxd_usb_parse_url(const char *url, char *host, size_t hostlen, uint16_t *port, char *busid,
+                      size_t busidlen)
 {
     static const char pfx[] = "usbip://";
     if (strncmp(url, pfx, sizeof(pfx) - 1))
@@ -238,7 +243,7 @@ int sxd_usb_attach(sxd_daemon *d, const char *url, uint64_t *nub_id)
 {
     char host[256], busid[SX_USBIP_BUSID_LEN + 1];
     uint16_t port = 0;
-    int rc = parse_url(url, host, sizeof(host), &port, busid, sizeof(busid));
+    int rc = sxd_usb_parse_url(url, host, sizeof(host), &port, busid, sizeof(busid));
     if (rc < 0)
         return rc;
     for (size_t i = 0; i < SXD_MAX_DEVICES; i++)
