@@ -154,6 +154,7 @@ Test(services, user_resources_driver_starts_gets_a_service_nub_and_is_found)
     cr_assert_eq(sxd_services_lookup(&d, ur->id, &inst, &bid), SYSEXT_ENOTFOUND);
 
     /* The extension goes: its driver stops, the service nub is reaped. */
+    uint64_t svc_id = svc->id;
     sx_personality_set_remove_bundle(&d.services->set, "com.example.a");
     cr_assert_eq(sxd_services_rematch(&d), 0);
     log = host_log();
@@ -161,7 +162,7 @@ Test(services, user_resources_driver_starts_gets_a_service_nub_and_is_found)
     free(log);
     cr_assert_eq(ur->n_children, 0);
     cr_assert_null(sx_nub_driver(ur, NULL));
-    cr_assert_eq(sxd_services_lookup(&d, svc->id + 0, &inst, &bid), SYSEXT_ENOTFOUND);
+    cr_assert_eq(sxd_services_lookup(&d, svc_id, &inst, &bid), SYSEXT_ENOTFOUND);
 }
 
 Test(services, resource_match_waits_for_the_resource)
