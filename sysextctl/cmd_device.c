@@ -12,7 +12,8 @@
 enum { O_JSON = 256, O_REMOTE };
 
 const struct sx_opt cmd_device_opts[] = {
-    {O_REMOTE, "remote", "HOST[:PORT]", "list: the devices a USB/IP server exports (default port 3240)"},
+    {O_REMOTE, "remote", "HOST[:PORT]",
+     "list: the devices a USB/IP server exports (default port 3240)"},
     {O_JSON, "json", NULL, "list, attach: print JSON"},
     {0, NULL, NULL, NULL},
 };

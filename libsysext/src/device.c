@@ -94,8 +94,8 @@ static int render(plist_t arr, bool remote, unsigned flags, char **out)
 {
     if (flags & SYSEXT_OUTPUT_JSON) {
         json_object *o = to_json(arr);
-        const char *s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE |
-                                                              JSON_C_TO_STRING_SPACED);
+        const char *s = json_object_to_json_string_ext(
+            o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE | JSON_C_TO_STRING_SPACED);
         if (!s || asprintf(out, "%s\n", s) < 0)
             *out = NULL;
         json_object_put(o);
@@ -114,14 +114,18 @@ static int render(plist_t arr, bool remote, unsigned flags, char **out)
     for (uint32_t i = 0; rc == 0 && i < n; i++) {
         plist_t e = plist_array_get_item(arr, i);
         if (remote)
-            rc = sx_buf_printf(&b, "%-10s %04" PRIx64 ":%04" PRIx64 " %-7s %02" PRIx64 "    %" PRIu64 "\n",
+            rc = sx_buf_printf(&b,
+                               "%-10s %04" PRIx64 ":%04" PRIx64 " %-7s %02" PRIx64 "    %" PRIu64
+                               "\n",
                                sxd_dict_str(e, "busid") ? sxd_dict_str(e, "busid") : "?",
                                sxd_dict_uint(e, "idVendor", 0), sxd_dict_uint(e, "idProduct", 0),
                                speed_name(sxd_dict_uint(e, "speed", 0)),
                                sxd_dict_uint(e, "bDeviceClass", 0),
                                sxd_dict_uint(e, "bNumInterfaces", 0));
         else
-            rc = sx_buf_printf(&b, "%#-12" PRIx64 " %04" PRIx64 ":%04" PRIx64 " %-10" PRIu64 " %-24s %s\n",
+            rc = sx_buf_printf(&b,
+                               "%#-12" PRIx64 " %04" PRIx64 ":%04" PRIx64 " %-10" PRIu64
+                               " %-24s %s\n",
                                sxd_dict_uint(e, "id", 0), sxd_dict_uint(e, "idVendor", 0),
                                sxd_dict_uint(e, "idProduct", 0),
                                sxd_dict_uint(e, "interfaces", 0),
@@ -129,7 +133,8 @@ static int render(plist_t arr, bool remote, unsigned flags, char **out)
                                sxd_dict_str(e, "url") ? sxd_dict_str(e, "url") : "");
     }
     if (rc == 0 && !n)
-        rc = sx_buf_printf(&b, remote ? "(the server exports no device)\n" : "(no device attached)\n");
+        rc = sx_buf_puts(&b, remote ? "(the server exports no device)\n"
+                                    : "(no device attached)\n");
     if (rc == 0)
         rc = sx_buf_append(&b, "", 1);
     if (rc < 0) {
