@@ -6,8 +6,8 @@
 
 enum { O_JSON = 256, O_SNAPSHOT, O_BRIEF };
 
-/* Until sysextd serves the registry over its socket, the snapshot comes from a file (the
- * binary plist the daemon will return, docs/ioreg.md). */
+/* The registry comes from sysextd (the ioreg request, an admin call), or from a snapshot file
+ * (the binary plist the daemon returns, docs/ioreg.md) with --snapshot. */
 const struct sx_opt cmd_ioreg_opts[] = {
     {O_SNAPSHOT, "snapshot", "FILE", "render the registry snapshot in FILE (binary or XML plist)"},
     {O_JSON, "json", NULL, "print the registry as JSON"},
@@ -31,11 +31,18 @@ int cmd_ioreg(const struct sx_cmd *self, int argc, char **argv)
     }
     if (st.ind != argc)
         return sx_usage_error(self, "unexpected argument '%s'", argv[st.ind]);
-    if (!snapshot)
-        return sx_usage_error(self, "--snapshot FILE is required (reading the registry from "
-                                    "sysextd comes with the daemon integration)");
     char *text = NULL;
-    int r = sysext_ioreg_render_file(snapshot, flags, &text);
+    int r;
+    if (snapshot) {
+        r = sysext_ioreg_render_file(snapshot, flags, &text);
+    } else {
+        void *snap = NULL;
+        size_t len = 0;
+        r = sysext_device_registry(sx_global_socket, &snap, &len);
+        if (r == 0)
+            r = sysext_ioreg_render(snap, len, flags, &text);
+        free(snap);
+    }
     if (r < 0)
         return sx_fail(self, r);
     sx_print(text);

@@ -11,6 +11,7 @@
 #include "sysextd/jobs.h"
 #include "sysextd/ioservice.h"
 #include "sysextd/proto.h"
+#include "sysextd/services.h"
 #include "util/fs.h"
 
 #define ENT_INSTALL "com.apple.developer.system-extension.install"
@@ -158,6 +159,7 @@ static int uninstall_record(sxd_daemon *d, const sxd_record *r)
         (rc = sxd_store_unstage(d->store, r->uuid)) < 0 ||
         (rc = sxd_store_delete(d->store, r->uuid)) < 0)
         return rc;
+    sxd_services_extensions_changed(d);
     notify_waiters(d, r->uuid, 11, "the extension was uninstalled");
     fprintf(stderr, "sysextd: uninstalled %s (%s/%s) %s\n", r->identifier, r->short_version,
             r->version, r->uuid);
@@ -372,6 +374,7 @@ static const char *initial_state(sxd_daemon *d, const sxd_record *r)
 /* Record is now live in `state`: tell the client. */
 static void announce(sxd_daemon *d, sxd_conn *c, uint64_t id, const char *uuid, const char *state)
 {
+    sxd_services_extensions_changed(d);
     if (!strcmp(state, SXD_ST_ENABLED)) {
         send_finished(d, c, id, 0);
         return;
@@ -747,6 +750,7 @@ static int enable_record(sxd_daemon *d, const sxd_record *r)
     if ((rc = sxd_store_set_state(d->store, r->uuid, SXD_ST_ENABLING)) < 0 ||
         (rc = sxd_store_set_state(d->store, r->uuid, SXD_ST_ENABLED)) < 0)
         return rc;
+    sxd_services_extensions_changed(d);
     notify_waiters(d, r->uuid, 0, NULL);
     return 0;
 }
@@ -908,6 +912,7 @@ static void handle_admin(sxd_daemon *d, sxd_conn *c, uint64_t id, const char *ty
     } else if (!strcmp(type, "policy-show")) {
         plist_dict_set_item(extra, "policy", sxd_policy_to_plist(&d->policy));
         sxd_dict_set_str(extra, "path", d->cfg.policy_path);
+    } else if (sxd_services_handle_admin(d, type, msg, extra, &rc)) {
     } else {
         rc = sx_err(SYSEXT_EUNSUPPORTED, "unknown request type '%s'", type);
     }
@@ -1062,15 +1067,17 @@ int sxd_daemon_start(sxd_daemon *d)
     if ((rc = sxd_owner_open(d->cfg.grace_period, &d->owner)) < 0)
         return rc;
     refresh_watches(d);
+    /* the host first: the device services start drivers on it and hear its states */
     if ((rc = sxd_host_start_daemon(d)) < 0)
         return rc;
-    return 0;
+    return sxd_services_start(d);
 }
 
 void sxd_daemon_stop(sxd_daemon *d)
 {
     sxd_jobs_free(d->jobs, d); /* before the store: cancelled jobs drop their staged copies */
     d->jobs = NULL;
+    sxd_services_stop(d); /* stops the drivers while the host is still there */
     sxd_host_free(d->host);
     d->host = NULL;
     while (d->pending) {

@@ -84,6 +84,10 @@ typedef struct sxd_daemon {
     sxd_pending *pending;
     struct sxd_jobs *jobs; /* bundle copies and verification, off the loop */
     bool quit;
+    /* Devices and drivers (devices.c, services.h). */
+    struct sx_registry *registry;     /* the nubs drivers match against */
+    struct sxd_services *services;    /* personalities, driver instances, attached devices */
+    bool usb_hotplug;                 /* --usb: libusb hot-plug (hotplug.c) */
 } sxd_daemon;
 
 /* admin.c */
@@ -111,5 +115,19 @@ int sxd_reload_policy(sxd_daemon *d);
 /* The calling app of `c` (c->app), resolved and verified once per connection as activation
  * does; SYSEXT_EPERM with *oserr and the reason when it is not a verified app. */
 int sxd_conn_app(sxd_daemon *d, sxd_conn *c, int *oserr);
+
+/* devices.c: create / free the registry, the host (unless already set) and the services. */
+int sxd_services_start(sxd_daemon *d);
+void sxd_services_stop(sxd_daemon *d);
+/* usb_attach.c / devices.c: admin messages device-attach, device-detach, device-list, ioreg.
+ * true when `type` was one of them (a reply was sent). */
+bool sxd_services_handle_admin(sxd_daemon *d, const char *type, plist_t msg, plist_t extra,
+                               int *rc);
+/* server.c: epoll tags at or above SXD_TAG_DEVICE0 (below the connections' tags) belong to
+ * attached devices; the loop passes them here. */
+#define SXD_TAG_DEVICE0 (UINT64_C(1) << 32)
+void sxd_services_fd_ready(sxd_daemon *d, uint64_t tag, uint32_t events);
+int sxd_services_timeout(sxd_daemon *d);
+void sxd_services_tick(sxd_daemon *d);
 
 #endif

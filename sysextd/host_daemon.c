@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "sysextd/daemon.h"
+#include "sysextd/services.h"
 
 int sxd_host_start_daemon(sxd_daemon *d)
 {
@@ -19,6 +20,8 @@ int sxd_host_start_daemon(sxd_daemon *d)
     }
     hc.runtime_dir = d->cfg.runtime_dir ? d->cfg.runtime_dir : rt;
     hc.sandbox = d->cfg.sandbox;
+    hc.on_state = sxd_services_driver_state; /* registry nubs and bindings follow the drivers */
+    hc.ctx = d;
     if (geteuid() == 0) {
         const char *user = d->cfg.driver_user ? d->cfg.driver_user : "nobody";
         struct passwd *pw = getpwnam(user);

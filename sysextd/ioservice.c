@@ -1,10 +1,7 @@
 /* ioservice-match / ioservice-open: finding driver services and opening user clients for
  * apps. The daemon checks who may open (reference 6, "User-client open checks"), asks the
  * host for a connection to the driver and hands the app its end; it is not on the data path.
- *
- * Until driver hosting and the device registry are linked in (sysextd/host.c, devices.c), the
- * functions of host.h and services.h are weak references and both requests answer
- * SYSEXT_EUNSUPPORTED. */
+ */
 #include "util/common.h"
 
 #include <sys/socket.h>
@@ -16,11 +13,6 @@
 #include "sysextd/ioservice.h"
 #include "sysextd/proto.h"
 #include "sysextd/services.h"
-
-#pragma weak sxd_services_match
-#pragma weak sxd_services_lookup
-#pragma weak sxd_host_open_user_client
-#pragma weak sxd_daemon_host
 
 static bool has_key(plist_t ents, const char *key, bool admin)
 {
@@ -246,8 +238,6 @@ static int do_match(sxd_daemon *d, plist_t msg, plist_t *extra)
     plist_t matching = plist_dict_get_item(msg, "matching");
     if (!matching || plist_get_node_type(matching) != PLIST_DICT)
         return sx_err(SYSEXT_EINVAL, "ioservice-match: 'matching' must be a dictionary");
-    if (!sxd_services_match)
-        return sx_err(SYSEXT_EUNSUPPORTED, "ioservice-match: this sysextd has no driver hosting");
     uint64_t *ids = NULL;
     size_t n = 0;
     int rc = sxd_services_match(d, matching, &ids, &n);
@@ -275,8 +265,6 @@ static int do_open(sxd_daemon *d, sxd_conn *c, uint64_t id, plist_t msg)
     int rc = sxd_conn_app(d, c, &oserr);
     if (rc < 0)
         return sx_err_prefix(rc, "ioservice-open: the caller is not a verified app");
-    if (!sxd_services_lookup || !sxd_host_open_user_client || !sxd_daemon_host)
-        return sx_err(SYSEXT_EUNSUPPORTED, "ioservice-open: this sysextd has no driver hosting");
     uint64_t instance = 0;
     const char *bid = NULL;
     if ((rc = sxd_services_lookup(d, service, &instance, &bid)) < 0)
@@ -286,14 +274,14 @@ static int do_open(sxd_daemon *d, sxd_conn *c, uint64_t id, plist_t msg)
         return sx_err(SYSEXT_ENOMEM, "out of memory");
     plist_t ents = NULL, tmpl = NULL;
     if ((rc = dext_info(d, bundle_id, NULL, &ents, &tmpl)) == 0) {
-        bool admin = c->peer.uid == 0 || c->peer.uid == d->admin_uid;
+        bool admin = sxd_is_admin(d, &c->peer);
         rc = sxd_uc_access_check(c->app.entitlements, bundle_id, ents, tmpl, admin);
     }
     plist_free(ents);
     plist_free(tmpl);
     int fd = -1;
     if (rc == 0)
-        rc = sxd_host_open_user_client(sxd_daemon_host(d), instance, (uint32_t)type, &fd);
+        rc = sxd_host_open_user_client(d->host, instance, (uint32_t)type, &fd);
     if (rc == 0) {
         rc = sxd_ioservice_reply_fd(c, id, fd);
         close(fd);

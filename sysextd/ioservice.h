@@ -40,8 +40,4 @@ int sxd_uc_access_check(plist_t app_ents, const char *dext_id, plist_t dext_ents
  * the first missing key (borrowed from `req`). */
 bool sxd_dext_entitlements_met(plist_t req, plist_t ents, bool admin, const char **missing);
 
-/* The daemon's driver host (host.h), NULL when hosting is off. Defined by the hosting code
- * (weak here until it is linked in). */
-struct sxd_host *sxd_daemon_host(struct sxd_daemon *d);
-
 #endif

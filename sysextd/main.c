@@ -3,7 +3,9 @@
  *   sysextd --state-dir DIR --socket PATH [--trust ROOT.pem]... [--notary-cert CERT]
  *           [--policy FILE] [--grace-period S] [--developer-mode] [--allowed-location DIR]...
  *           [--admin-group GROUP]
- *           [--driver-user NAME] [--sandbox auto|uid|userns] [--runtime-dir DIR]
+ *           [--driver-user NAME] [--sandbox auto|uid|userns] [--runtime-dir DIR] [--usb]
+ *
+ * --usb: publish real USB devices (libusb hot-plug) for drivers to match; off by default.
  *
  * Production: started by systemd with socket activation (sd_listen_fds), reports READY=1.
  * Defaults: --state-dir /var/lib/sysextd, --socket /run/sysextd.sock, --policy
@@ -27,7 +29,7 @@ static void usage(FILE *f)
     fputs("usage: sysextd [--state-dir DIR] [--socket PATH] [--trust ROOT.pem]...\n"
           "               [--notary-cert CERT] [--policy FILE] [--grace-period S]\n"
           "               [--developer-mode] [--allowed-location DIR]... [--admin-group GROUP]\n"
-          "               [--driver-user NAME] [--sandbox auto|uid|userns] [--runtime-dir DIR]\n",
+          "               [--driver-user NAME] [--sandbox auto|uid|userns] [--runtime-dir DIR] [--usb]\n",
           f);
 }
 
@@ -79,6 +81,7 @@ int main(int argc, char **argv)
         {"driver-user", required_argument, NULL, 'u'},
         {"sandbox", required_argument, NULL, 'x'},
         {"runtime-dir", required_argument, NULL, 'r'},
+        {"usb", no_argument, NULL, 'U'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -99,6 +102,7 @@ int main(int argc, char **argv)
         case 'p': d.cfg.policy_path = optarg; break;
         case 'D': d.cfg.developer_mode = true; break;
         case 'G': d.cfg.admin_group = optarg; break;
+        case 'U': d.usb_hotplug = true; break;
         case 't':
             if (push(&d.cfg.trust, &d.cfg.n_trust, optarg) < 0)
                 return 2;

@@ -233,6 +233,9 @@ static int next_timeout(sxd_daemon *d)
     int ht = sxd_host_next_timeout(d->host);
     if (ht >= 0 && (t < 0 || ht < t))
         t = ht;
+    int ts = sxd_services_timeout(d);
+    if (ts >= 0 && (t < 0 || ts < t))
+        t = ts;
     int64_t now = sxd_now_ms();
     for (size_t i = 0; i < SXD_MAX_CONNS; i++) {
         sxd_conn *c = d->conns[i];
@@ -331,6 +334,8 @@ int sxd_run(sxd_daemon *d)
                 sxd_jobs_dispatch(d->jobs, d);
             } else if (tag == TAG_HOST) {
                 sxd_host_dispatch(d->host);
+            } else if (tag >= SXD_TAG_DEVICE0) {
+                sxd_services_fd_ready(d, tag, evs[i].events);
             } else if (tag >= TAG_CONN0 && tag - TAG_CONN0 < SXD_MAX_CONNS) {
                 sxd_conn *c = d->conns[tag - TAG_CONN0];
                 if (!c)
@@ -349,6 +354,7 @@ int sxd_run(sxd_daemon *d)
         }
         expire(d);
         sxd_host_dispatch(d->host); /* due timers: relaunches, reply timeouts */
+        sxd_services_tick(d);
     }
     for (size_t i = 0; i < SXD_MAX_CONNS; i++)
         if (d->conns[i])

@@ -31,4 +31,11 @@ int sxd_services_match(struct sxd_daemon *d, plist_t matching, uint64_t **ids, s
 int sxd_services_lookup(struct sxd_daemon *d, uint64_t registry_id, uint64_t *instance,
                         const char **bundle_id);
 
+/* The host's on_state callback for the daemon (sxd_host_config.on_state with ctx = the
+ * daemon): a driver service nub appears on RUNNING and goes on STOPPED / CRASHED / GAVE_UP /
+ * START_FAILED; the binding's state on its provider mirrors `state`. Never calls back into
+ * the host: anything that needs a rematch is done on the next loop iteration. */
+void sxd_services_driver_state(void *daemon, uint64_t instance, const char *state,
+                               const char *why);
+
 #endif

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "sysext/activation.h"
+#include "libsysext/src/client.h"
 #include "sysextd/proto.h"
 #include "util/buf.h"
 
@@ -476,7 +477,54 @@ static const char *state_printed(const char *state, char *buf, size_t len)
     return buf;
 }
 
-static int render_list(plist_t recs, bool developer, unsigned flags, char **out)
+/* The driver processes the daemon runs (its "drivers" array), as JSON objects. */
+static json_object *drivers_json(plist_t drv)
+{
+    json_object *arr = json_object_new_array();
+    uint32_t n = drv && plist_get_node_type(drv) == PLIST_ARRAY ? plist_array_get_size(drv) : 0;
+    for (uint32_t i = 0; i < n; i++) {
+        plist_t d = plist_array_get_item(drv, i);
+        json_object *e = json_object_new_object();
+        static const char *const strs[] = {"bundle_id", "user_class", "server_name", "state",
+                                           "provider_class", "reason"};
+        static const char *const nums[] = {"id", "pid", "restarts", "provider"};
+        for (size_t k = 0; k < SX_ARRAY_SIZE(strs); k++) {
+            const char *v = sxd_dict_str(d, strs[k]);
+            json_object_object_add(e, strs[k], v ? json_object_new_string(v) : NULL);
+        }
+        for (size_t k = 0; k < SX_ARRAY_SIZE(nums); k++)
+            json_object_object_add(e, nums[k],
+                                   json_object_new_uint64(sxd_dict_uint(d, nums[k], 0)));
+        json_object_array_add(arr, e);
+    }
+    return arr;
+}
+
+/* "--- drivers" lines under the extensions: one per driver instance. */
+static int drivers_text(sx_buf *b, plist_t drv)
+{
+    uint32_t n = drv && plist_get_node_type(drv) == PLIST_ARRAY ? plist_array_get_size(drv) : 0;
+    if (n == 0)
+        return 0;
+    int rc = sx_buf_printf(b, "--- drivers\nid\tpid\tbundleID\tclass\tprovider\t[state]\trestarts\n");
+    for (uint32_t i = 0; i < n && rc == 0; i++) {
+        plist_t d = plist_array_get_item(drv, i);
+        const char *why = sxd_dict_str(d, "reason");
+        rc = sx_buf_printf(b, "%llu\t%llu\t%s\t%s\t%s %#llx\t[%s]\t%llu%s%s\n",
+                           (unsigned long long)sxd_dict_uint(d, "id", 0),
+                           (unsigned long long)sxd_dict_uint(d, "pid", 0),
+                           sxd_dict_str(d, "bundle_id") ? sxd_dict_str(d, "bundle_id") : "?",
+                           sxd_dict_str(d, "user_class") ? sxd_dict_str(d, "user_class") : "?",
+                           sxd_dict_str(d, "provider_class") ? sxd_dict_str(d, "provider_class") : "?",
+                           (unsigned long long)sxd_dict_uint(d, "provider", 0),
+                           sxd_dict_str(d, "state") ? sxd_dict_str(d, "state") : "?",
+                           (unsigned long long)sxd_dict_uint(d, "restarts", 0), why ? "\t" : "",
+                           why ? why : "");
+    }
+    return rc;
+}
+
+static int render_list(plist_t recs, plist_t drivers, bool developer, unsigned flags, char **out)
 {
     uint32_t n = recs && plist_get_node_type(recs) == PLIST_ARRAY ? plist_array_get_size(recs) : 0;
     if (flags & SYSEXT_OUTPUT_JSON) {
@@ -505,6 +553,7 @@ static int render_list(plist_t recs, bool developer, unsigned flags, char **out)
         json_object_object_add(o, "count", json_object_new_int((int)n));
         json_object_object_add(o, "developer_mode", json_object_new_boolean(developer));
         json_object_object_add(o, "extensions", arr);
+        json_object_object_add(o, "drivers", drivers_json(drivers));
         const char *s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
                                                               JSON_C_TO_STRING_SPACED);
         *out = s ? strdup(s) : NULL;
@@ -547,6 +596,8 @@ static int render_list(plist_t recs, bool developer, unsigned flags, char **out)
                                state_printed(sxd_dict_str(d, "state"), st, sizeof(st)));
         }
     }
+    if (rc == 0)
+        rc = drivers_text(&b, drivers);
     if (rc < 0) {
         sx_buf_free(&b);
         return rc;
@@ -562,8 +613,8 @@ int sysext_admin_list(const char *socket_path, unsigned flags, char **out_text)
     int rc = simple_call(socket_path, sxd_msg_new("list"), &r);
     if (rc < 0)
         return rc;
-    rc = render_list(plist_dict_get_item(r, "records"), sxd_dict_bool(r, "developer", 0), flags,
-                     out_text);
+    rc = render_list(plist_dict_get_item(r, "records"), plist_dict_get_item(r, "drivers"),
+                     sxd_dict_bool(r, "developer", 0), flags, out_text);
     plist_free(r);
     return rc;
 }
@@ -710,4 +761,10 @@ int sysext_admin_policy_show(const char *socket_path, unsigned flags, char **out
     }
     plist_free(r);
     return *out_text ? 0 : sx_err(SYSEXT_ENOMEM, "out of memory");
+}
+
+/* For the other client calls of the library (device.c): one admin request and its reply. */
+int sx_client_admin_call(const char *socket_path, plist_t msg, plist_t *reply_out)
+{
+    return simple_call(socket_path, msg, reply_out);
 }

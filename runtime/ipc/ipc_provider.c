@@ -6,6 +6,8 @@
 
 #include <sysext/driverkit/DKIPC.h>
 
+#include "usb/usb_host.h"
+
 #define MAX_FACTORIES 64
 #define MAX_CLASS_NAME 128
 
@@ -41,6 +43,9 @@ static void builtins_locked(void)
     builtins_done = true;
     (void)add_locked("IOService", generic_factory);
     (void)add_locked("IOUserResources", generic_factory);
+    /* referenced here, so a driver linked against the static runtime gets the USB family */
+    (void)add_locked("IOUSBHostDevice", rt_usb_provider_create);
+    (void)add_locked("IOUSBHostInterface", rt_usb_provider_create);
 }
 
 kern_return_t DKIPC_RegisterProviderFactory(const char *className, DKIPCProviderFactory fn)

@@ -10,6 +10,7 @@
 #include "sysext/codesign.h"
 #include "sysext/bundle.h"
 #include "sysext/ioreg.h"
+#include "sysext/device.h"
 #include "sysext/activation.h"
 #include "sysext/ioconnect.h"
 #include "sysext/notary.h"

@@ -42,6 +42,20 @@ DK_API void IOUSBHostDevice_HostDetach(IOUSBHostDevice *device);
  *  helpers: type 2, wTotalLength == len, every descriptor at least 2 bytes and inside it. */
 bool rt_usb_config_valid(const uint8_t *cfg, size_t len);
 
+/**
+ * The provider factory for "IOUSBHostDevice" and "IOUSBHostInterface" Create messages
+ * (usb_provider.c; registered with DKIPC_RegisterProviderFactory at load): builds the USB/IP
+ * client over the message's FD argument, the device over it and, for an interface, the
+ * interface numbered by its bInterfaceNumber property. *out +1.
+ * @return kIOReturnSuccess; kIOReturnBadArgument (no FD, no USBIPBusNum / USBIPDevNum, no
+ *         bInterfaceNumber); kIOReturnUnsupported for another class; the HostCreate errors
+ */
+struct DKIPCMessage;
+kern_return_t rt_usb_provider_create(const char *className, struct DKIPCMessage *create,
+                                     IOService **out);
+/** Detach and free every session the factory made (tests; a driver process just exits). */
+void rt_usb_provider_reset(void);
+
 /** Requests in the transport (all pipes and control), for tests. */
 DK_API uint32_t IOUSBHostDevice_HostPendingCount(IOUSBHostDevice *device);
 

@@ -1,8 +1,6 @@
 /* The daemon's side of user clients: the open check (reference 6, "User-client open checks")
  * and the ioservice-match / ioservice-open requests of a real sysextd.
- *
- * Needs driver hosting (sysextd/host.c + devices.c, other branches) for a full open: marked
- * "NEEDS HOSTING" below, where this tree accepts SYSEXT_EUNSUPPORTED instead. */
+ * A full open through the daemon, with a real driver, is in tests/unit/usbsample/test_story.c. */
 #include "util/common.h"
 
 #include <criterion/criterion.h>
@@ -140,15 +138,9 @@ Test(ioservice_daemon, match)
     uint64_t *ids = (uint64_t *)1;
     size_t n = 99;
     int rc = sysext_ioservice_get_matching(sock, "{\"IOUserClass\": \"NoSuchDriver\"}", &ids, &n);
-    if (rc == SYSEXT_EUNSUPPORTED) {
-        /* NEEDS HOSTING: without host.c/devices.c the daemon says so */
-        cr_assert(strstr(sysext_last_error(), "no driver hosting"), "%s", sysext_last_error());
-        fprintf(stderr, "NEEDS HOSTING: ioservice-match full assertion skipped\n");
-    } else {
-        cr_assert_eq(rc, 0, "%s", sysext_last_error());
-        cr_assert_eq(n, 0u);
-        cr_assert_null(ids);
-    }
+    cr_assert_eq(rc, 0, "%s", sysext_last_error());
+    cr_assert_eq(n, 0u);
+    cr_assert_null(ids);
     /* malformed matching: refused by the library before the daemon */
     cr_assert_eq(sysext_ioservice_get_matching(sock, "[1,2]", &ids, &n), SYSEXT_EFORMAT);
     cr_assert_eq(sysext_ioservice_get_matching(sock, "{\"IORegistryEntryID\": -1}", &ids, &n), SYSEXT_EFORMAT);

@@ -1,0 +1,12 @@
+/* Internal: the client library's one-shot admin request to sysextd (activation.c). */
+#ifndef SX_LIBSYSEXT_CLIENT_H
+#define SX_LIBSYSEXT_CLIENT_H
+
+#include <plist/plist.h>
+
+/* Send `msg` (consumed; "id" is set) to the daemon at `socket_path` (NULL: $SYSEXT_SOCKET or
+ * the default) and wait for its reply: 0 with *reply_out (owned by the caller, may be NULL
+ * to drop it), or the daemon's error code with its message. */
+int sx_client_admin_call(const char *socket_path, plist_t msg, plist_t *reply_out);
+
+#endif

@@ -1,0 +1,87 @@
+/* Internal state of the daemon's device services (services.h), shared by devices.c (matching,
+ * driver instances), usb_attach.c (USB/IP devices) and hotplug.c (libusb devices). */
+#ifndef SXD_DEVICES_H
+#define SXD_DEVICES_H
+
+#include <plist/plist.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "registry/matching.h"
+#include "registry/registry.h"
+
+struct sxd_daemon;
+struct sx_usbip_client;
+
+/* One enabled driver extension, from its staged copy. */
+typedef struct sxd_dext {
+    char *bundle_id, *version, *staged_path, *executable;
+} sxd_dext;
+
+/* One driver instance the daemon asked the host for. */
+typedef struct sxd_instance {
+    uint64_t id;          /* host instance id (0 while sxd_host_start runs) */
+    uint64_t provider_id; /* the nub it was started on */
+    uint64_t service_id;  /* its driver service nub, 0 while not running */
+    char *category, *bundle_id, *user_class, *server_name, *personality;
+    char state[16];
+} sxd_instance;
+
+/* One attached device (USB/IP import or libusb). The daemon keeps the connection but does
+ * not read it: the driver that gets the descriptor owns the USB session. */
+typedef struct sxd_usbdev {
+    uint64_t nub_id;      /* IOUSBHostDevice nub */
+    char *url;            /* usbip://HOST:PORT/BUSID, or "usb:BUS-ADDR" */
+    struct sx_usbip_client *client; /* USB/IP; NULL for libusb */
+    int fd;               /* the descriptor handed to drivers */
+    bool watched;         /* in the daemon's epoll set */
+    void *libusb_handle;  /* hotplug.c */
+} sxd_usbdev;
+
+#define SXD_MAX_DEVICES 64
+
+typedef struct sxd_services {
+    sx_personality_set set;
+    sxd_dext *dexts;
+    size_t n_dexts;
+    sxd_instance *inst;
+    size_t n_inst, cap_inst;
+    ssize_t launching;    /* index of the instance whose sxd_host_start is running, -1 */
+    bool need_rematch;    /* a driver service nub went away: reap it on the next tick */
+    bool own_host;        /* the host was created here (freed here) */
+    sxd_usbdev *devs[SXD_MAX_DEVICES];
+    uint32_t next_location;
+    void *hotplug;        /* hotplug.c state */
+} sxd_services;
+
+/* Rematch every nub against the personalities in effect and start/stop drivers. */
+int sxd_services_rematch(struct sxd_daemon *d);
+/* Stop the drivers on `nub_id` and its subtree, terminate it, rematch. */
+int sxd_services_remove_nub(struct sxd_daemon *d, uint64_t nub_id);
+/* The descriptors a driver on `nub` gets (the device's session), n = 0 or 1. */
+size_t sxd_services_nub_fds(struct sxd_daemon *d, const sx_nub *nub, int *fds);
+
+/* usb_attach.c */
+/* usbip://HOST[:PORT]/BUSID (IPv6 hosts in brackets; port 3240 by default; bus id of digits,
+ * '-', '.', ':'), and HOST[:PORT]. SYSEXT_EINVAL naming what is wrong. */
+int sxd_usb_parse_url(const char *url, char *host, size_t hostlen, uint16_t *port, char *busid,
+                      size_t busidlen);
+int sxd_usb_parse_hostport(const char *s, char *host, size_t hostlen, uint16_t *port);
+int sxd_usb_attach(struct sxd_daemon *d, const char *url, uint64_t *nub_id);
+int sxd_usb_detach(struct sxd_daemon *d, uint64_t nub_id);
+int sxd_usb_list(struct sxd_daemon *d, const char *remote, plist_t out);
+void sxd_usb_free_all(struct sxd_daemon *d);
+/* Add a device read by a backend: registry nubs + table entry (fd is taken). */
+int sxd_usb_add(struct sxd_daemon *d, const sx_usb_device_info *info, const char *url,
+                struct sx_usbip_client *client, int fd, uint64_t *nub_id);
+
+/* hotplug.c: libusb hot-plug (--usb). */
+int sxd_hotplug_start(struct sxd_daemon *d);
+void sxd_hotplug_stop(struct sxd_daemon *d);
+/* Watch libusb's fd (once the loop runs) and handle its events when `ready` or due; returns
+ * the ms until libusb needs a call again (-1 none). */
+int sxd_hotplug_poll(struct sxd_daemon *d, bool ready);
+
+#endif
