@@ -193,6 +193,7 @@ Test(docs, man_pages_render_without_warnings)
     expect_renders(SYSEXT_SOURCE_DIR "/docs/man/sysext-iig.1");
     expect_renders(SYSEXT_SOURCE_DIR "/docs/man/sysext-activation.3");
     expect_renders(SYSEXT_SOURCE_DIR "/docs/man/sysext-vusb.1");
+    expect_renders(SYSEXT_SOURCE_DIR "/docs/man/sysext-sample-app.1");
 }
 
 /* A man page for the CLI must describe the fixed exit codes and name the other pages. */
