@@ -3,10 +3,14 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "bundle/zip.h"
+#include "bundle/bundle.h"
 #include "codesign/nested.h"
+#include "codesign/superblob.h"
 #include "codesign/verify_internal.h"
 #include "notary/check.h"
 #include "util/fs.h"
@@ -95,14 +99,179 @@ static bool has_signature(const char *dir)
     return cd && sx_path_exists(cd);
 }
 
-/* Walk a verified bundle: every folder carrying a signature is code the ticket covers. */
-static int walk_code(sx_notary_result *r, const char *dir, unsigned depth)
+/* What a file is to the "every executable signed" rule. Binary code (ELF or Mach-O, with or
+ * without the exec bit: shared libraries are mapped, not executed) must be covered by a
+ * signature of its own. Scripts and any other file are content: inside a bundle they are
+ * sealed (hashed) by the enclosing bundle's CodeResources, as codesign seals them. */
+typedef enum file_kind { FILE_DATA = 0, FILE_ELF, FILE_MACHO } file_kind;
+
+static int classify_file(const char *path, file_kind *out)
+{
+    *out = FILE_DATA;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return sx_err_errno(SYSEXT_EIO, errno, "%s", path);
+    uint8_t m[8];
+    size_t got = 0;
+    while (got < sizeof m) {
+        ssize_t n = read(fd, m + got, sizeof m - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            int e = errno;
+            close(fd);
+            return sx_err_errno(SYSEXT_EIO, e, "%s: read", path);
+        }
+        if (n == 0)
+            break;
+        got += (size_t)n;
+    }
+    close(fd);
+    if (got >= 4 && !memcmp(m, "\x7f" "ELF", 4))
+        *out = FILE_ELF;
+    else if (sx_macho_is_macho(m, got))
+        *out = FILE_MACHO;
+    return 0;
+}
+
+/* The main executables of the signed bundles met so far (absolute paths). */
+typedef struct walk_ctx {
+    sx_notary_result *r;
+    const sx_notary_check_opts *o;
+    const char *root;  /* the unpack folder: log paths are relative to it */
+    char **mains;
+    size_t n_mains;
+} walk_ctx;
+
+static const char *rel_of(const walk_ctx *w, const char *abs)
+{
+    size_t n = strlen(w->root);
+    return !strncmp(abs, w->root, n) && abs[n] == '/' ? abs + n + 1 : abs;
+}
+
+static bool is_main(const walk_ctx *w, const char *path)
+{
+    for (size_t i = 0; i < w->n_mains; i++)
+        if (!strcmp(w->mains[i], path))
+            return true;
+    return false;
+}
+
+static int add_main(walk_ctx *w, const char *dir)
+{
+    sx_bundle *b = NULL;
+    int rc = sx_bundle_open_any(dir, &b);
+    if (rc < 0)
+        return rc == SYSEXT_ENOMEM || rc == SYSEXT_EIO ? rc : 0; /* verify reported it */
+    if (b->exe_path) {
+        char **n = realloc(w->mains, (w->n_mains + 1) * sizeof *n);
+        if (!n || !(n[w->n_mains] = strdup(b->exe_path))) {
+            if (n)
+                w->mains = n;
+            sx_bundle_free(b);
+            return sx_err(SYSEXT_ENOMEM, "out of memory");
+        }
+        w->mains = n;
+        w->n_mains++;
+    }
+    sx_bundle_free(b);
+    return 0;
+}
+
+/* Verify code found inside a verified item on its own (strict, against the trusted roots):
+ * a bundle that carries a signature, or a Mach-O file with an embedded one. Adds issues at
+ * its path; *ok tells whether it is valid, trusted and not ad hoc. */
+static int verify_inner(walk_ctx *w, const char *path, bool *ok)
+{
+    *ok = false;
+    const char *rel = rel_of(w, path);
+    sysext_verify_options vo = SYSEXT_VERIFY_OPTIONS_INIT;
+    vo.strict = 1;
+    vo.trust = w->o->trust;
+    vo.n_trust = w->o->n_trust;
+    sx_report vr;
+    sx_vresult v;
+    sx_report_init(&vr);
+    memset(&v, 0, sizeof v);
+    int rc = sx_verify_path(path, &vo, &vr, &v);
+    if (rc < 0 && rc != SYSEXT_EINVALID)
+        goto out;
+    rc = 0;
+    if (!v.valid) {
+        if (vr.n == 0)
+            sx_report_add(&w->r->log, SX_SEV_ERROR, "nested-code-invalid", rel, NULL,
+                          "the nested code's signature is invalid");
+        for (size_t i = 0; i < vr.n; i++) {
+            const sx_diag *d = &vr.v[i];
+            char p[2048];
+            if (d->path && d->path[0] == '/')
+                snprintf(p, sizeof p, "%s", rel_of(w, d->path));
+            else
+                snprintf(p, sizeof p, "%s%s%s", rel, d->path && *d->path ? "/" : "",
+                         d->path ? d->path : "");
+            sx_report_add(&w->r->log, d->sev, d->code, p, d->key, "%s", d->message);
+        }
+    } else if (v.adhoc || !v.chain_trusted) {
+        sx_report_add(&w->r->log, SX_SEV_ERROR, "untrusted-signature", rel, NULL,
+                      "nested code: the signature is %s; notarization needs a Developer ID "
+                      "signature from a trusted developer root",
+                      v.adhoc ? "ad hoc" : "not from a trusted root");
+    } else {
+        *ok = true;
+    }
+out:
+    sx_vresult_free(&v);
+    sx_report_free(&vr);
+    return rc;
+}
+
+static int check_file(walk_ctx *w, const char *path)
+{
+    file_kind k;
+    int rc = classify_file(path, &k);
+    if (rc < 0 || k == FILE_DATA || is_main(w, path))
+        return rc;
+    const char *rel = rel_of(w, path);
+    if (k == FILE_MACHO) {
+        /* A Mach-O may carry its own signature (codesign's nested code). */
+        sx_sigfiles s;
+        memset(&s, 0, sizeof s);
+        rc = sx_nested_load(path, &s);
+        sx_sigfiles_free(&s);
+        if (rc == 0) {
+            bool ok;
+            if ((rc = verify_inner(w, path, &ok)) < 0 || !ok)
+                return rc;
+            return collect_code(w->r, path);
+        }
+        if (rc == SYSEXT_ENOMEM || rc == SYSEXT_EIO)
+            return rc;
+    }
+    sx_report_add(&w->r->log, SX_SEV_ERROR, "unsigned-executable", rel, NULL,
+                  "the binary is not signed: %s code must be the main executable of a signed "
+                  "bundle%s", k == FILE_ELF ? "ELF" : "Mach-O",
+                  k == FILE_MACHO ? " or carry its own valid signature" : "");
+    return 0;
+}
+
+/* Walk a verified item: every folder carrying a signature is code the ticket covers (verified
+ * on its own below the top level), and every ELF or Mach-O file must be covered by a
+ * signature: the main executable of a signed bundle, or a signed Mach-O. */
+static int walk_code(walk_ctx *w, const char *dir, unsigned depth, bool bundle_contents)
 {
     if (depth > WALK_MAX_DEPTH)
-        return 0;
+        return sx_err(SYSEXT_ELIMIT, "%s: folders nested deeper than %d levels", rel_of(w, dir),
+                      WALK_MAX_DEPTH);
     int rc;
-    if (has_signature(dir) && (rc = collect_code(r, dir)) < 0)
-        return rc;
+    /* X.app/Contents holds X.app's signature, it is not a (flat) bundle of its own. */
+    bool is_bundle = !bundle_contents && has_signature(dir);
+    if (is_bundle) {
+        bool ok = true;
+        if (depth > 0 && (rc = verify_inner(w, dir, &ok)) < 0)
+            return rc;
+        if (ok && ((rc = add_main(w, dir)) < 0 || (rc = collect_code(w->r, dir)) < 0))
+            return rc;
+    }
     DIR *d = opendir(dir);
     if (!d)
         return sx_err_errno(SYSEXT_EIO, errno, "%s", dir);
@@ -118,21 +287,30 @@ static int walk_code(sx_notary_result *r, const char *dir, unsigned depth)
             rc = sx_err(SYSEXT_ENOMEM, "out of memory");
             break;
         }
-        if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode))
-            rc = walk_code(r, p, depth + 1);
+        if (lstat(p, &st) < 0)
+            rc = sx_err_errno(SYSEXT_EIO, errno, "%s", p);
+        else if (S_ISDIR(st.st_mode))
+            rc = walk_code(w, p, depth + 1, is_bundle && !strcmp(e->d_name, "Contents"));
+        else if (S_ISREG(st.st_mode))
+            rc = check_file(w, p);
     }
     closedir(d);
     return rc;
 }
 
 /* Move the verifier's findings into the log, paths prefixed with the item name. */
-static void take_report(sx_notary_result *r, const char *item, const sx_report *vr)
+static void take_report(sx_notary_result *r, const char *root, const char *item,
+                        const sx_report *vr)
 {
+    size_t rn = strlen(root);
     for (size_t i = 0; i < vr->n; i++) {
         const sx_diag *d = &vr->v[i];
         char path[2048];
-        snprintf(path, sizeof path, "%s%s%s", item, d->path && *d->path ? "/" : "",
-                 d->path ? d->path : "");
+        if (d->path && !strncmp(d->path, root, rn) && d->path[rn] == '/')
+            snprintf(path, sizeof path, "%s", d->path + rn + 1);
+        else
+            snprintf(path, sizeof path, "%s%s%s", item, d->path && *d->path ? "/" : "",
+                     d->path ? d->path : "");
         sx_report_add(&r->log, d->sev, d->code, path, d->key, "%s", d->message);
     }
 }
@@ -144,9 +322,13 @@ static int check_item(sx_notary_result *r, const sx_notary_check_opts *o, const 
     if (!path)
         return sx_err(SYSEXT_ENOMEM, "out of memory");
     struct stat st;
+    int rc;
     if (lstat(path, &st) < 0)
         return sx_err_errno(SYSEXT_EIO, errno, "%s", path);
-    if (S_ISREG(st.st_mode) && !(st.st_mode & 0111)) {
+    file_kind k = FILE_DATA;
+    if (S_ISREG(st.st_mode) && (rc = classify_file(path, &k)) < 0)
+        return rc;
+    if (S_ISREG(st.st_mode) && !(st.st_mode & 0111) && k == FILE_DATA) {
         sx_report_add(&r->log, SX_SEV_WARNING, "not-code", item, NULL,
                       "not code (no executable bit); not covered by the ticket");
         return 0;
@@ -154,6 +336,13 @@ static int check_item(sx_notary_result *r, const sx_notary_check_opts *o, const 
     if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode)) {
         sx_report_add(&r->log, SX_SEV_ERROR, "unsupported-item", item, NULL,
                       "only bundles and executables can be notarized");
+        return 0;
+    }
+    if (S_ISREG(st.st_mode) && k != FILE_MACHO) {
+        sx_report_add(&r->log, SX_SEV_ERROR, "unsigned-code", item, NULL,
+                      "the code object is not signed at all: only a Mach-O file carries a "
+                      "signature of its own; put %s code in a signed bundle",
+                      k == FILE_ELF ? "ELF" : "script");
         return 0;
     }
     if (S_ISDIR(st.st_mode) ? !has_signature(path) : !sx_path_exists(path)) {
@@ -170,14 +359,14 @@ static int check_item(sx_notary_result *r, const sx_notary_check_opts *o, const 
     sx_vresult v;
     sx_report_init(&vr);
     memset(&v, 0, sizeof v);
-    int rc = sx_verify_path(path, &vo, &vr, &v);
+    rc = sx_verify_path(path, &vo, &vr, &v);
     bool file_unsigned = S_ISREG(st.st_mode) && (rc == SYSEXT_ENOTFOUND || rc == SYSEXT_EFORMAT);
     if (rc < 0 && rc != SYSEXT_EINVALID && !file_unsigned)
         goto out;
     if (file_unsigned)
         sx_report_add(&r->log, SX_SEV_ERROR, "unsigned-code", item, NULL, "%s", sx_errmsg());
     rc = 0;
-    take_report(r, item, &vr);
+    take_report(r, root, item, &vr);
     if (!v.valid)
         goto out;
     if (v.adhoc || !v.chain_trusted) {
@@ -194,7 +383,15 @@ static int check_item(sx_notary_result *r, const sx_notary_check_opts *o, const 
     }
     if (v.identifier && (rc = add_bundle_id(r, v.identifier)) < 0)
         goto out;
-    rc = S_ISDIR(st.st_mode) ? walk_code(r, path, 0) : collect_code(r, path);
+    if (S_ISDIR(st.st_mode)) {
+        walk_ctx w = {.r = r, .o = o, .root = root};
+        rc = walk_code(&w, path, 0, false);
+        for (size_t i = 0; i < w.n_mains; i++)
+            free(w.mains[i]);
+        free(w.mains);
+    } else {
+        rc = collect_code(r, path);
+    }
 out:
     sx_vresult_free(&v);
     sx_report_free(&vr);
@@ -242,6 +439,11 @@ int sx_notary_check_zip(const char *zip_path, const sx_notary_check_opts *o, sx_
         sx_report_add(&out->log, SX_SEV_ERROR, "no-code", name, NULL,
                       "the archive holds no signed code");
     out->status = sx_report_count(&out->log, SX_SEV_ERROR) ? SX_NOTARY_INVALID : SX_NOTARY_ACCEPTED;
+    if (out->status != SX_NOTARY_ACCEPTED) { /* nothing to put in a ticket */
+        free(out->entries);
+        out->entries = NULL;
+        out->n_entries = 0;
+    }
 out:
     sx_zip_items_free(&items);
     int e = sx_rm_rf(tmpl);

@@ -1,6 +1,8 @@
 /* The notary's checks on one submission (what the service's worker runs on an uploaded zip):
  * safe unpack, strict+deep verification against the notary's trusted developer roots, every
- * top-level item signed code, the signer's team equal to the submitting key's team. The log
+ * top-level item signed code, the signer's team equal to the submitting key's team, and every
+ * executable (ELF or Mach-O anywhere inside, docs/notary-api.md) covered by a valid signature:
+ * the main executable of a signed bundle or a signed Mach-O ("unsigned-executable"). The log
  * lists every issue with path, severity and message; an accepted submission yields the
  * content of its ticket: every cdhash (each CodeDirectory of the code and of all nested
  * bundles and embedded extensions) and the bundle ids. */

@@ -169,3 +169,163 @@ Test(check, path_traversal)
     cr_assert_not(sx_path_exists(sx_fx_path("../evil.txt")));
     sx_notary_result_free(&r);
 }
+
+/* ---- every executable signed (docs/notary-api.md, "Executables") ---- */
+
+/* The first bytes of an ELF file: enough for the notary to recognise binary code. */
+#define ELF_BYTES "\x7f" "ELF\x02\x01\x01\x03 not really a program\n"
+
+/* Re-sign the app after changing its content (its extensions are already signed). */
+static void resign_host(void)
+{
+    cr_assert_eq(sx_fx_sign("Host.app", "a.p12", "ents/app.plist"), 0, "%s", sx_errmsg());
+}
+
+static size_t count_code(const sx_report *log, const char *code)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < log->n; i++)
+        if (log->v[i].sev == SX_SEV_ERROR && !strcmp(log->v[i].code, code))
+            n++;
+    return n;
+}
+
+/* An unsigned ELF among the resources is sealed by the app (verify --strict --deep passes, as
+ * codesign's would) but is code nobody signed: the notary refuses it, naming its path. */
+Test(check, stray_elf_in_resources_rejected)
+{
+    sx_fx_write("Host.app/Contents/Resources/helper", ELF_BYTES, 0755);
+    resign_host();
+    sx_report vr;
+    sx_report_init(&vr);
+    cr_assert_eq(sx_fx_verify("Host.app", &vr), 0, "verify --strict --deep stays codesign's");
+    sx_report_free(&vr);
+    pack("Host.app", "host.zip");
+    sx_notary_result r;
+    run("host.zip", "TEAMAAAAAA", &r);
+    expect_issue(&r, SX_NOTARY_INVALID, "unsigned-executable", "Host.app/Contents/Resources/helper");
+    cr_assert_eq(count_code(&r.log, "unsigned-executable"), 1);
+    for (size_t i = 0; i < r.log.n; i++)
+        if (!strcmp(r.log.v[i].code, "unsigned-executable"))
+            cr_assert_str_eq(r.log.v[i].path, "Host.app/Contents/Resources/helper");
+    json_object *log = sx_notary_log_json(&r, "job-3", "host.zip", "TEAMAAAAAA");
+    const char *s = json_object_to_json_string_ext(log, JSON_C_TO_STRING_PLAIN);
+    cr_assert(strstr(s, "\"code\":\"unsigned-executable\",\"path\":\"Host.app\\/Contents\\/Resources\\/helper\""),
+              "%s", s);
+    cr_assert(strstr(s, "\"status\":\"Invalid\""), "%s", s);
+    json_object_put(log);
+    sx_notary_result_free(&r);
+}
+
+/* Binary code is found by its content, not its mode or folder: a shared library without the
+ * exec bit in Contents/Library/Helpers and a Mach-O without a signature are refused too. */
+Test(check, elf_and_macho_anywhere_rejected)
+{
+    sx_fx_write("Host.app/Contents/Library/Helpers/libtool.so", ELF_BYTES, 0644);
+    /* MH_MAGIC_64 little-endian, then junk: a Mach-O without a signature. */
+    sx_fx_write("Host.app/Contents/Resources/tool", "\xcf\xfa\xed\xfe\x07\x01\x01\x01junk", 0644);
+    resign_host();
+    pack("Host.app", "host.zip");
+    sx_notary_result r;
+    run("host.zip", "TEAMAAAAAA", &r);
+    expect_issue(&r, SX_NOTARY_INVALID, "unsigned-executable",
+                 "Host.app/Contents/Library/Helpers/libtool.so");
+    cr_assert(has_issue(&r.log, "unsigned-executable", "Host.app/Contents/Resources/tool"));
+    cr_assert_eq(count_code(&r.log, "unsigned-executable"), 2);
+    sx_notary_result_free(&r);
+}
+
+/* Scripts and data files with the exec bit are content: the app's seal covers their bytes
+ * (verify reports any change), so they need no signature of their own. */
+Test(check, exec_bit_data_and_scripts_are_sealed_content)
+{
+    sx_fx_write("Host.app/Contents/Resources/run.sh", "#!/bin/sh\necho hi\n", 0755);
+    sx_fx_write("Host.app/Contents/Resources/notes", "plain text with the exec bit\n", 0755);
+    resign_host();
+    pack("Host.app", "host.zip");
+    sx_notary_result r;
+    run("host.zip", "TEAMAAAAAA", &r);
+    if (r.status != SX_NOTARY_ACCEPTED)
+        sx_fx_dump(&r.log);
+    cr_assert_eq(r.status, SX_NOTARY_ACCEPTED);
+    cr_assert_eq(sx_report_count(&r.log, SX_SEV_ERROR), 0);
+    sx_notary_result_free(&r);
+    /* ... and sealed: changing the script after signing is refused. */
+    sx_fx_write("Host.app/Contents/Resources/run.sh", "#!/bin/sh\nrm -rf ~\n", 0755);
+    pack("Host.app", "host2.zip");
+    run("host2.zip", "TEAMAAAAAA", &r);
+    expect_issue(&r, SX_NOTARY_INVALID, NULL, "Host.app/Contents/Resources/run.sh");
+    sx_notary_result_free(&r);
+}
+
+static void make_tool_app(const char *rel, const char *identity)
+{
+    char p[512];
+    snprintf(p, sizeof p, "%s/Contents/Info.plist", rel);
+    sx_fx_write(p, "<?xml version=\"1.0\"?><plist version=\"1.0\"><dict>"
+                   "<key>CFBundleIdentifier</key><string>com.example.tool</string>"
+                   "<key>CFBundleExecutable</key><string>Tool</string>"
+                   "<key>CFBundlePackageType</key><string>APPL</string>"
+                   "<key>CFBundleVersion</key><string>1.0</string></dict></plist>", 0644);
+    snprintf(p, sizeof p, "%s/Contents/MacOS/Tool", rel);
+    sx_fx_write(p, ELF_BYTES, 0755);
+    cr_assert_eq(sx_fx_sign(rel, identity, NULL), 0, "%s", sx_errmsg());
+}
+
+/* ELF main executables of signed bundles are covered, at the top, in embedded extensions
+ * and in a signed bundle kept among the resources; the ticket covers that bundle too. */
+Test(check, signed_nested_code_accepted)
+{
+    sx_fx_write("Host.app/Contents/MacOS/Host", ELF_BYTES, 0755);
+    sx_fx_write("src/com.example.sensor.dext/sensor", ELF_BYTES, 0755);
+    cr_assert_eq(sx_rm_rf(sx_fx_path("Host.app/Contents/Library/SystemExtensions")), 0);
+    cr_assert_eq(sx_mkdir_p(sx_fx_path("Host.app/Contents/Library/SystemExtensions"), 0755), 0);
+    make_tool_app("Host.app/Contents/Resources/Tool.app", "a.p12");
+    sx_fx_sign_all("a.p12");
+    pack("Host.app", "host.zip");
+    sx_notary_result r;
+    run("host.zip", "TEAMAAAAAA", &r);
+    if (r.status != SX_NOTARY_ACCEPTED)
+        sx_fx_dump(&r.log);
+    cr_assert_eq(r.status, SX_NOTARY_ACCEPTED);
+    cr_assert_eq(sx_report_count(&r.log, SX_SEV_ERROR), 0);
+    sx_ticket t = {.entries = r.entries, .n_entries = r.n_entries};
+    const char *code[] = {"Host.app", "Host.app/Contents/Resources/Tool.app",
+                          "Host.app/Contents/Library/SystemExtensions/com.example.sensor.dext"};
+    for (size_t i = 0; i < SX_ARRAY_SIZE(code); i++) {
+        sx_ticket_entry e;
+        cr_assert_eq(sx_ticket_code_cdhash(sx_fx_path(code[i]), &e), 0, "%s", sx_errmsg());
+        cr_assert(sx_ticket_covers(&t, e.hash_type, e.cdhash), "%s not covered", code[i]);
+    }
+    sx_notary_result_free(&r);
+}
+
+/* A nested bundle signed ad hoc is not a notarizable signature: refused at its path, and its
+ * executable counts as unsigned. */
+Test(check, adhoc_nested_bundle_rejected)
+{
+    make_tool_app("Host.app/Contents/Resources/Tool.app", NULL);
+    resign_host();
+    pack("Host.app", "host.zip");
+    sx_notary_result r;
+    run("host.zip", "TEAMAAAAAA", &r);
+    expect_issue(&r, SX_NOTARY_INVALID, "untrusted-signature", "Host.app/Contents/Resources/Tool.app");
+    cr_assert(has_issue(&r.log, "unsigned-executable", "Host.app/Contents/Resources/Tool.app/Contents/MacOS/Tool"));
+    sx_notary_result_free(&r);
+}
+
+/* A loose ELF at the top of the archive is code even without the exec bit. */
+Test(check, toplevel_elf_without_exec_bit_is_code)
+{
+    int err = 0;
+    zip_t *z = zip_open(sx_fx_path("loose.zip"), ZIP_CREATE | ZIP_TRUNCATE, &err);
+    cr_assert_not_null(z);
+    zip_source_t *src = zip_source_buffer(z, ELF_BYTES, sizeof ELF_BYTES - 1, 0);
+    cr_assert_not_null(src);
+    cr_assert_geq(zip_file_add(z, "tool", src, ZIP_FL_ENC_UTF_8), 0, "%s", zip_strerror(z));
+    cr_assert_eq(zip_close(z), 0);
+    sx_notary_result r;
+    run("loose.zip", "TEAMAAAAAA", &r);
+    expect_issue(&r, SX_NOTARY_INVALID, "unsigned-code", "tool");
+    sx_notary_result_free(&r);
+}

@@ -193,6 +193,7 @@ Test(docs, man_pages_render_without_warnings)
     expect_renders(SYSEXT_SOURCE_DIR "/docs/man/sysext-iig.1");
     expect_renders(SYSEXT_SOURCE_DIR "/docs/man/sysext-activation.3");
     expect_renders(SYSEXT_SOURCE_DIR "/docs/man/sysext-vusb.1");
+    expect_renders(SYSEXT_SOURCE_DIR "/docs/man/sysext-sample-app.1");
 }
 
 /* A man page for the CLI must describe the fixed exit codes and name the other pages. */
@@ -215,11 +216,20 @@ Test(docs, systemd_units_verify)
     if (pkg_run("command -v systemd-analyze") != 0)
         cr_skip_test("systemd-analyze is not installed");
     int st;
-    char *out = pkg_capture(&st, "cd '%s' && systemd-analyze verify --man=no ./sysextd.socket ./sysextd.service "
-                                 "./sysext-notaryd.service",
-                            GEN "/check");
+    /* Every unit of data/systemd/ (X.in configured to X with the installed paths): a unit added
+     * there without being configured for the check fails here as a missing file. */
+    char *out = pkg_capture(&st, "cd '%s' && systemd-analyze verify --man=no "
+                                 "$(for f in '%s'/data/systemd/*; do b=${f##*/}; echo \"./${b%%.in}\"; done)",
+                            GEN "/check", SYSEXT_SOURCE_DIR);
     cr_expect_eq(st, 0, "systemd-analyze verify: %s", out);
     cr_expect_str_eq(out, "", "systemd-analyze verify");
+    free(out);
+    /* ... and the check sees a typo: the same unit with a misspelt key must not pass silently. */
+    out = pkg_capture(&st, "mkdir -p '%s/typo' && sed 's/^PrivateTmp=/PrivatTmp=/' '%s/check/sysextd.service' "
+                           "> '%s/typo/sysextd.service' && cp '%s/check/sysextd.socket' '%s/typo/' && "
+                           "cd '%s/typo' && systemd-analyze verify --man=no ./sysextd.socket ./sysextd.service",
+                      pkg_tmp, GEN, pkg_tmp, GEN, pkg_tmp, pkg_tmp);
+    cr_expect_not_null(strstr(out, "PrivatTmp"), "a misspelt key went unnoticed: %s", out);
     free(out);
     char *unit = pkg_read(SYSEXT_SOURCE_DIR "/data/systemd/sysextd.service.in");
     cr_assert_not_null(unit);

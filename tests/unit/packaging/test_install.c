@@ -69,6 +69,23 @@ Test(install, layout)
     }
 }
 
+/* Every installed program has its man page (lintian's no-manual-page), in section 1 or 8
+ * (sysext-notaryd(8) is an administrator's command installed in bin/). */
+Test(install, every_program_has_a_man_page)
+{
+    int st;
+    char *out = pkg_capture(&st,
+                            "cd '%s' && n=0 && for p in bin/* sbin/*; do [ -e \"$p\" ] || continue; "
+                            "b=${p#*/}; n=$((n+1)); ls share/man/man[18]/$b.[18] >/dev/null 2>&1 || "
+                            "echo \"missing: $p (share/man/man1 or man8/$b.1 or .8)\"; "
+                            "done; echo \"programs: $n\"",
+                            usr);
+    cr_assert_eq(st, 0, "%s", out);
+    cr_expect_null(strstr(out, "missing:"), "%s", out);
+    cr_expect_null(strstr(out, "programs: 0\n"), "no program installed: %s", out);
+    free(out);
+}
+
 Test(install, soname_and_exports)
 {
     const char *ld = libdir();
