@@ -5,6 +5,7 @@
 #include "codesign/seal.h"
 #include "codesign/hash.h"
 #include "codesign/seal_internal.h"
+#include "codesign/shani.h"
 #include "util/buf.h"
 #include "util/fs.h"
 #include "util/reader.h"
@@ -35,19 +36,26 @@ static uint64_t ts_ns(struct timespec t)
 static const char *job_path(sx_hash_job *j);
 
 /* `path` names the file in errors, or else the job `j` does. */
-static int hash_fd(int fd, const char *path, sx_hash_job *j, bool want1, bool want256, uint8_t *buf,
-                   uint8_t sha1[20], uint8_t sha256[32], uint64_t *size, uint64_t expect)
+static int hash_fd(int fd, const char *path, sx_hash_job *j, bool want1, bool want256,
+                   uint8_t *buf, uint8_t sha1[20], uint8_t sha256[32], uint64_t *size,
+                   uint64_t expect)
 {
     EVP_MD_CTX *c1 = NULL, *c2 = NULL;
+    sx_shani_ctx sc;
+    bool ni = sx_shani_available();
     int rc = 0;
     uint64_t total = 0;
-    if (want1 && (!(c1 = EVP_MD_CTX_new()) || !EVP_DigestInit_ex(c1, EVP_sha1(), NULL))) {
-        rc = sx_err(SYSEXT_ERROR, "%s: SHA-1 initialisation failed", WHAT);
-        goto out;
-    }
-    if (want256 && (!(c2 = EVP_MD_CTX_new()) || !EVP_DigestInit_ex(c2, EVP_sha256(), NULL))) {
-        rc = sx_err(SYSEXT_ERROR, "%s: SHA-256 initialisation failed", WHAT);
-        goto out;
+    if (ni) {
+        sx_shani_init(&sc, want1, want256);
+    } else {
+        if (want1 && (!(c1 = EVP_MD_CTX_new()) || !EVP_DigestInit_ex(c1, EVP_sha1(), NULL))) {
+            rc = sx_err(SYSEXT_ERROR, "%s: SHA-1 initialisation failed", WHAT);
+            goto out;
+        }
+        if (want256 && (!(c2 = EVP_MD_CTX_new()) || !EVP_DigestInit_ex(c2, EVP_sha256(), NULL))) {
+            rc = sx_err(SYSEXT_ERROR, "%s: SHA-256 initialisation failed", WHAT);
+            goto out;
+        }
     }
     for (;;) {
         ssize_t k = read(fd, buf, READ_CHUNK);
@@ -60,16 +68,20 @@ static int hash_fd(int fd, const char *path, sx_hash_job *j, bool want1, bool wa
         if (k == 0)
             break;
         total += (uint64_t)k;
-        if ((c1 && !EVP_DigestUpdate(c1, buf, (size_t)k)) ||
-            (c2 && !EVP_DigestUpdate(c2, buf, (size_t)k))) {
+        if (ni) {
+            sx_shani_update(&sc, buf, (size_t)k);
+        } else if ((c1 && !EVP_DigestUpdate(c1, buf, (size_t)k)) ||
+                   (c2 && !EVP_DigestUpdate(c2, buf, (size_t)k))) {
             rc = sx_err(SYSEXT_ERROR, "%s: digest update failed", WHAT);
             goto out;
         }
         if (total == expect && (size_t)k < READ_CHUNK)
             break;
     }
-    if ((c1 && !EVP_DigestFinal_ex(c1, sha1, NULL)) ||
-        (c2 && !EVP_DigestFinal_ex(c2, sha256, NULL))) {
+    if (ni) {
+        sx_shani_final(&sc, sha1, sha256);
+    } else if ((c1 && !EVP_DigestFinal_ex(c1, sha1, NULL)) ||
+               (c2 && !EVP_DigestFinal_ex(c2, sha256, NULL))) {
         rc = sx_err(SYSEXT_ERROR, "%s: digest finalisation failed", WHAT);
         goto out;
     }
