@@ -356,9 +356,14 @@ static int cache_save(const char *path, const sx_hash_job *jobs, size_t n, uint6
     size_t *order = malloc((n ? n : 1) * sizeof(*order)), bytes = 0;
     if (!order)
         return sx_err(SYSEXT_ENOMEM, "out of memory");
-    for (size_t i = 0; i < n; i++)
+    bool sorted = true;
+    for (size_t i = 0; i < n; i++) {
         order[i] = i;
-    qsort_r(order, n, sizeof(*order), job_rel_cmp, (void *)jobs);
+        if (i && sorted && job_rel_cmp(&order[i - 1], &order[i], (void *)jobs) > 0)
+            sorted = false;
+    }
+    if (!sorted)
+        qsort_r(order, n, sizeof(*order), job_rel_cmp, (void *)jobs);
     /* 97 bytes per record besides its path; about 64 for the path. */
     if (!SX_MUL_OVERFLOW(n, (size_t)(97 + 64), &bytes) && (rc = sx_buf_reserve(&b, bytes + 64)) < 0)
         goto out;
@@ -554,12 +559,16 @@ int sx_hash_jobs_run(sx_hash_job *jobs, size_t n, unsigned threads, const char *
         cache_free(&cache);
         return sx_err(SYSEXT_ENOMEM, "out of memory");
     }
+    bool sizes = false;
     for (size_t i = 0; i < n; i++) {
         p.order[i] = i;
         jobs[i].rc = 0;
+        sizes = sizes || jobs[i].size;
     }
-    /* Largest first (sizes are hints from the walk): the pool finishes evenly. */
-    qsort_r(p.order, n, sizeof(*p.order), size_desc, jobs);
+    /* Largest first when the caller knows sizes: the pool finishes evenly. (The seal's walk
+     * does not stat, so its jobs run in walk order.) */
+    if (sizes)
+        qsort_r(p.order, n, sizeof(*p.order), size_desc, jobs);
 
     if (threads == 0) {
         long c = sysconf(_SC_NPROCESSORS_ONLN);

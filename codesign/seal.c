@@ -168,12 +168,16 @@ static int walk_dir(walker *w, int dfd, const char *prefix, bool in_r2, unsigned
     for (size_t i = 0; i < nn && rc == 0; i++) {
         const char *name = names[i] + 1;
         unsigned char dtype = (unsigned char)names[i][0];
-        char *rel = NULL;
-        if (asprintf(&rel, "%s%s%s", prefix, *prefix ? "/" : "", name) < 0) {
+        size_t plen = strlen(prefix), nlen = strlen(name), sep = plen ? 1 : 0;
+        char *rel = malloc(plen + sep + nlen + 1);
+        if (!rel) {
             rc = sx_err(SYSEXT_ENOMEM, "out of memory");
             break;
         }
-        if (strlen(rel) > WALK_MAX_PATH) {
+        memcpy(rel, prefix, plen);
+        rel[plen] = '/';
+        memcpy(rel + plen + sep, name, nlen + 1);
+        if (plen + sep + nlen > WALK_MAX_PATH) {
             rc = sx_err(SYSEXT_ELIMIT, "%s/%s: path too long", w->what, rel);
             free(rel);
             break;
@@ -233,7 +237,7 @@ static int walk_dir(walker *w, int dfd, const char *prefix, bool in_r2, unsigned
             break;
         }
         it->rel = rel;
-        it->name = rel + (strlen(rel) - strlen(name));
+        it->name = rel + plen + sep;
         it->r2 = r2;
         it->r1 = r1;
         it->in_r2 = in_r2;
@@ -317,6 +321,14 @@ typedef struct build_entry {
 static int cmp_entry_path(const void *a, const void *b)
 {
     return strcmp(((const build_entry *)a)->item->rel, ((const build_entry *)b)->item->rel);
+}
+
+static bool sorted_entries(const build_entry *v, size_t n)
+{
+    for (size_t i = 1; i < n; i++)
+        if (cmp_entry_path(&v[i - 1], &v[i]) > 0)
+            return false;
+    return true;
 }
 
 int sx_seal_build(const sx_seal_options *o, sx_buf *xml_out)
@@ -456,8 +468,12 @@ int sx_seal_build(const sx_seal_options *o, sx_buf *xml_out)
     if ((rc = sx_hash_jobs_run(jobs, njobs, o->threads, o->cache_path, &hs)) < 0)
         goto out;
 
-    sx_qsort(e2, n2, sizeof(*e2), cmp_entry_path);
-    sx_qsort(e1, n1, sizeof(*e1), cmp_entry_path);
+    /* The walk's order is byte order except where a name is a prefix of a sibling's followed
+     * by a byte below '/' ("a/x" before "a.txt"): sort only then. */
+    if (!sorted_entries(e2, n2))
+        sx_qsort(e2, n2, sizeof(*e2), cmp_entry_path);
+    if (!sorted_entries(e1, n1))
+        sx_qsort(e1, n1, sizeof(*e1), cmp_entry_path);
 
     /* Serialize: every dictionary's keys in sorted order (6.9). files and files2 are written
      * directly (seal_xml.c); the constant rules and rules2 dicts go through libplist, and
