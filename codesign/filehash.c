@@ -539,8 +539,65 @@ static int size_desc(const void *a, const void *b, void *arg)
     return i < k ? -1 : (i > k);
 }
 
+/* ---- loading the cache while the caller walks ---- */
+
+struct sx_hash_prefetch {
+    char *path;
+    hash_cache cache;
+    pthread_t tid;
+    bool started;
+};
+
+static void *prefetch_main(void *arg)
+{
+    sx_hash_prefetch *pf = arg;
+    cache_load(pf->path, &pf->cache);
+    return NULL;
+}
+
+sx_hash_prefetch *sx_hash_prefetch_start(const char *cache_path)
+{
+    sx_hash_prefetch *pf = calloc(1, sizeof(*pf));
+    if (!pf || !(pf->path = strdup(cache_path))) {
+        free(pf);
+        return NULL;
+    }
+    pf->started = pthread_create(&pf->tid, NULL, prefetch_main, pf) == 0;
+    if (!pf->started)
+        cache_load(pf->path, &pf->cache);
+    return pf;
+}
+
+/* Wait for the load and move its result to `out`. */
+static void prefetch_take(sx_hash_prefetch *pf, hash_cache *out)
+{
+    if (pf->started)
+        pthread_join(pf->tid, NULL);
+    pf->started = false;
+    *out = pf->cache;
+    memset(&pf->cache, 0, sizeof(pf->cache));
+}
+
+void sx_hash_prefetch_free(sx_hash_prefetch *pf)
+{
+    if (!pf)
+        return;
+    if (pf->started)
+        pthread_join(pf->tid, NULL);
+    cache_free(&pf->cache);
+    free(pf->path);
+    free(pf);
+}
+
 int sx_hash_jobs_run(sx_hash_job *jobs, size_t n, unsigned threads, const char *cache_path,
                      sx_hash_stats *stats)
+{
+    return sx_hash_jobs_run_prefetched(jobs, n, threads, cache_path, NULL, stats);
+}
+
+int sx_hash_jobs_run_prefetched(sx_hash_job *jobs, size_t n, unsigned threads,
+                                const char *cache_path, sx_hash_prefetch *pf,
+                                sx_hash_stats *stats)
 {
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
@@ -549,7 +606,9 @@ int sx_hash_jobs_run(sx_hash_job *jobs, size_t n, unsigned threads, const char *
     pool p;
     memset(&p, 0, sizeof(p));
     int rc = 0;
-    if (cache_path)
+    if (cache_path && pf && pf->path && strcmp(pf->path, cache_path) == 0)
+        prefetch_take(pf, &cache);
+    else if (cache_path)
         cache_load(cache_path, &cache);
     p.jobs = jobs;
     p.n = n;

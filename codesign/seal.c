@@ -345,6 +345,7 @@ int sx_seal_build(const sx_seal_options *o, sx_buf *xml_out)
     char *xml = NULL;
     uint32_t xml_len = 0;
     sx_hash_stats hs = {0};
+    sx_hash_prefetch *pf = NULL;
     int rc = 0;
     unsigned digests = o->digests ? o->digests : SX_SEAL_DIGEST(SX_HASH_SHA256);
     bool want1 = digests & SX_SEAL_DIGEST(SX_HASH_SHA1);
@@ -370,6 +371,8 @@ int sx_seal_build(const sx_seal_options *o, sx_buf *xml_out)
         (rc = sx_seal_rules_compile(&rs1, "template", "rules")) < 0)
         goto out;
 
+    if (o->cache_path)
+        pf = sx_hash_prefetch_start(o->cache_path);
     w.what = base;
     w.rs2 = &rs2;
     w.rs1 = &rs1;
@@ -465,7 +468,7 @@ int sx_seal_build(const sx_seal_options *o, sx_buf *xml_out)
         free(abs);
     }
 
-    if ((rc = sx_hash_jobs_run(jobs, njobs, o->threads, o->cache_path, &hs)) < 0)
+    if ((rc = sx_hash_jobs_run_prefetched(jobs, njobs, o->threads, o->cache_path, pf, &hs)) < 0)
         goto out;
 
     /* The walk's order is byte order except where a name is a prefix of a sibling's followed
@@ -585,6 +588,7 @@ out:
     free(e2);
     free(e1);
     sx_hash_jobs_free(jobs, njobs);
+    sx_hash_prefetch_free(pf);
     walker_free(&w);
     sx_seal_rules_free(&rs1);
     sx_seal_rules_free(&rs2);

@@ -134,6 +134,17 @@ int sx_hash_jobs_run(sx_hash_job *jobs, size_t n, unsigned threads, const char *
                      sx_hash_stats *stats);
 void sx_hash_jobs_free(sx_hash_job *jobs, size_t n);
 
+/* Start loading the cache at `cache_path` on a thread of its own (while the caller walks the
+ * tree), for sx_hash_jobs_run_prefetched with the same path, which waits for it and takes its
+ * result. NULL when out of memory (then just run without). Free with sx_hash_prefetch_free
+ * after the run (or instead of it: it waits for the thread). */
+typedef struct sx_hash_prefetch sx_hash_prefetch;
+sx_hash_prefetch *sx_hash_prefetch_start(const char *cache_path);
+void sx_hash_prefetch_free(sx_hash_prefetch *pf);
+int sx_hash_jobs_run_prefetched(sx_hash_job *jobs, size_t n, unsigned threads,
+                                const char *cache_path, sx_hash_prefetch *pf,
+                                sx_hash_stats *stats);
+
 /* Writers for CodeResources XML with libplist 2.2's exact layout (tabs, `<dict/>` for an
  * empty dict, only & < > escaped, data base64 on one line at the element's depth): the seal
  * writes its files/files2 dicts directly instead of building a plist tree. `depth` is the
