@@ -285,3 +285,67 @@ Test(codesign_filehash, fresh_files_are_not_cached)
     sx_buf_free(&out);
     free(cache);
 }
+
+/* Names where the walk's order is not byte order ("a/x" is walked before "a.txt", but sorts
+ * after it): the seal's dicts and the cache are still in byte order, the cache is found
+ * sorted on the next run (every file a hit), and an unchanged cache is not rewritten. */
+Test(codesign_filehash, walk_order_differs_from_byte_order)
+{
+    make_tree();
+    put_bytes("B.app/Contents/Resources/a/x", "x", 1);
+    put_bytes("B.app/Contents/Resources/a.txt", "t", 1);
+    put_bytes("B.app/Contents/Resources/a-b", "m", 1);
+    age("B.app/Contents/Resources/a/x");
+    age("B.app/Contents/Resources/a.txt");
+    age("B.app/Contents/Resources/a-b");
+    char *cache = at("seal.cache");
+    sx_buf first = SX_BUF_INIT, again = SX_BUF_INIT;
+    sx_seal_stats st;
+    seal(cache, &first, &st);
+    cr_assert_eq(st.files_hashed, NFILES + 3);
+    const char *x = (const char *)first.data;
+    const char *p1 = strstr(x, "<key>Resources/a-b</key>"), *p2 = strstr(x, "<key>Resources/a.txt</key>"),
+               *p3 = strstr(x, "<key>Resources/a/x</key>");
+    cr_assert(p1 && p2 && p3 && p1 < p2 && p2 < p3, "files: a-b, a.txt, a/x in byte order");
+    /* the same order again in files2 */
+    const char *f2 = strstr(x, "<key>files2</key>");
+    cr_assert_not_null(f2);
+    p1 = strstr(f2, "<key>Resources/a-b</key>");
+    p2 = strstr(f2, "<key>Resources/a.txt</key>");
+    p3 = strstr(f2, "<key>Resources/a/x</key>");
+    cr_assert(p1 && p2 && p3 && p1 < p2 && p2 < p3, "files2: a-b, a.txt, a/x in byte order");
+
+    uint8_t *c = NULL;
+    size_t clen = 0;
+    cr_assert_eq(sx_read_file(cache, 1 << 24, &c, &clen), 0);
+    size_t recs = 0;
+    cr_assert_eq(sx_hash_cache_parse_check(c, clen, true, &recs), 0, "%s", sx_errmsg());
+    cr_assert_eq(recs, NFILES + 3);
+    free(c);
+
+    struct stat before, after;
+    cr_assert_eq(stat(cache, &before), 0);
+    seal(cache, &again, &st);
+    cr_assert_eq(st.files_hashed, 0);
+    cr_assert_eq(st.files_cached, NFILES + 3);
+    cr_assert_eq(again.len, first.len);
+    cr_assert_eq(memcmp(again.data, first.data, first.len), 0);
+    cr_assert_eq(stat(cache, &after), 0);
+    cr_assert_eq(before.st_ino, after.st_ino, "an unchanged cache is not rewritten");
+
+    /* a removed file: the cache is rewritten without its record */
+    char *gone = at("B.app/Contents/Resources/a.txt");
+    cr_assert_eq(unlink(gone), 0);
+    free(gone);
+    seal(cache, &again, &st);
+    cr_assert_eq(st.files_cached, NFILES + 2);
+    cr_assert_eq(stat(cache, &after), 0);
+    cr_assert_neq(before.st_ino, after.st_ino);
+    cr_assert_eq(sx_read_file(cache, 1 << 24, &c, &clen), 0);
+    cr_assert_eq(sx_hash_cache_parse_check(c, clen, true, &recs), 0, "%s", sx_errmsg());
+    cr_assert_eq(recs, NFILES + 2);
+    free(c);
+    sx_buf_free(&first);
+    sx_buf_free(&again);
+    free(cache);
+}
