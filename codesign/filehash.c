@@ -546,6 +546,15 @@ struct sx_hash_prefetch {
     hash_cache cache;
     pthread_t tid;
     bool started;
+    /* the save, on a thread of its own after the run */
+    pthread_t save_tid;
+    bool saving;
+    const sx_hash_job *jobs;
+    size_t n, old_n;
+    uint64_t start_ns;
+    bool unchanged;
+    int save_rc;
+    char *save_msg;
 };
 
 static void *prefetch_main(void *arg)
@@ -578,13 +587,36 @@ static void prefetch_take(sx_hash_prefetch *pf, hash_cache *out)
     memset(&pf->cache, 0, sizeof(pf->cache));
 }
 
+static void *save_main(void *arg)
+{
+    sx_hash_prefetch *pf = arg;
+    pf->save_rc = cache_save(pf->path, pf->jobs, pf->n, pf->start_ns, pf->unchanged, pf->old_n);
+    if (pf->save_rc < 0)
+        pf->save_msg = strdup(sx_errmsg());
+    return NULL;
+}
+
+int sx_hash_prefetch_finish(sx_hash_prefetch *pf)
+{
+    if (!pf || !pf->saving)
+        return 0;
+    pthread_join(pf->save_tid, NULL);
+    pf->saving = false;
+    if (pf->save_rc < 0)
+        return sx_err(pf->save_rc, "%s", pf->save_msg ? pf->save_msg : "hash cache: save failed");
+    return 0;
+}
+
 void sx_hash_prefetch_free(sx_hash_prefetch *pf)
 {
     if (!pf)
         return;
     if (pf->started)
         pthread_join(pf->tid, NULL);
+    if (pf->saving)
+        pthread_join(pf->save_tid, NULL);
     cache_free(&pf->cache);
+    free(pf->save_msg);
     free(pf->path);
     free(pf);
 }
@@ -650,12 +682,23 @@ int sx_hash_jobs_run_prefetched(sx_hash_job *jobs, size_t n, unsigned threads,
 
     for (size_t i = 0; i < n; i++) {
         if (jobs[i].rc != 0) {
-            rc = sx_err(jobs[i].rc, "%s", jobs[i].errmsg ? jobs[i].errmsg : jobs[i].path);
+            rc = sx_err(jobs[i].rc, "%s", jobs[i].errmsg ? jobs[i].errmsg : job_path(&jobs[i]));
             break;
         }
     }
-    if (rc == 0 && cache_path)
+    if (rc == 0 && cache_path && pf && pf->path && strcmp(pf->path, cache_path) == 0) {
+        /* Saved while the caller writes its output; sx_hash_prefetch_finish collects it. */
+        pf->jobs = jobs;
+        pf->n = n;
+        pf->old_n = cache.n;
+        pf->start_ns = start_ns;
+        pf->unchanged = p.hashed == 0;
+        pf->saving = pthread_create(&pf->save_tid, NULL, save_main, pf) == 0;
+        if (!pf->saving)
+            rc = cache_save(cache_path, jobs, n, start_ns, p.hashed == 0, cache.n);
+    } else if (rc == 0 && cache_path) {
         rc = cache_save(cache_path, jobs, n, start_ns, p.hashed == 0, cache.n);
+    }
     if (stats) {
         stats->files_hashed = p.hashed;
         stats->files_cached = p.cached;

@@ -566,7 +566,8 @@ int sx_seal_build(const sx_seal_options *o, sx_buf *xml_out)
             rc = sx_xml_tag(xml_out, 2, "</dict>");
     }
     if (rc < 0 || (n2 && (rc = sx_xml_tag(xml_out, 1, "</dict>")) < 0) ||
-        (rc = sx_buf_append(xml_out, xml + head, xml_len - head)) < 0)
+        (rc = sx_buf_append(xml_out, xml + head, xml_len - head)) < 0 ||
+        (rc = sx_hash_prefetch_finish(pf)) < 0)
         goto out;
     if (o->stats) {
         o->stats->files = nfiles;
@@ -587,8 +588,8 @@ out:
             free(e2[i].nested.requirement);
     free(e2);
     free(e1);
+    sx_hash_prefetch_free(pf); /* before the jobs: it may still be saving them */
     sx_hash_jobs_free(jobs, njobs);
-    sx_hash_prefetch_free(pf);
     walker_free(&w);
     sx_seal_rules_free(&rs1);
     sx_seal_rules_free(&rs2);

@@ -136,10 +136,12 @@ void sx_hash_jobs_free(sx_hash_job *jobs, size_t n);
 
 /* Start loading the cache at `cache_path` on a thread of its own (while the caller walks the
  * tree), for sx_hash_jobs_run_prefetched with the same path, which waits for it and takes its
- * result. NULL when out of memory (then just run without). Free with sx_hash_prefetch_free
- * after the run (or instead of it: it waits for the thread). */
+ * result, and then saves the new cache on another thread: the jobs must stay alive until
+ * sx_hash_prefetch_finish (returns the save's result) or sx_hash_prefetch_free (waits and
+ * discards it). NULL when out of memory (then just run without). */
 typedef struct sx_hash_prefetch sx_hash_prefetch;
 sx_hash_prefetch *sx_hash_prefetch_start(const char *cache_path);
+int sx_hash_prefetch_finish(sx_hash_prefetch *pf);
 void sx_hash_prefetch_free(sx_hash_prefetch *pf);
 int sx_hash_jobs_run_prefetched(sx_hash_job *jobs, size_t n, unsigned threads,
                                 const char *cache_path, sx_hash_prefetch *pf,
