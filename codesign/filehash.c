@@ -383,13 +383,19 @@ static int cache_save(const char *path, const sx_hash_job *jobs, size_t n, uint6
         if (j->mtime_ns + RACY_WINDOW_NS > start_ns)
             continue;
         uint8_t flags = (uint8_t)((j->have_sha1 ? CF_SHA1 : 0) | (j->have_sha256 ? CF_SHA256 : 0));
-        if ((rc = sx_buf_put_u32be(&b, (uint32_t)plen)) < 0 ||
-            (rc = sx_buf_append(&b, j->rel, plen)) < 0 || (rc = sx_buf_put_u64be(&b, j->size)) < 0 ||
-            (rc = sx_buf_put_u64be(&b, j->mtime_ns)) < 0 ||
-            (rc = sx_buf_put_u64be(&b, j->ctime_ns)) < 0 ||
-            (rc = sx_buf_put_u64be(&b, j->ino)) < 0 || (rc = sx_buf_put_u64be(&b, j->dev)) < 0 ||
-            (rc = sx_buf_append(&b, &flags, 1)) < 0 ||
-            (rc = sx_buf_append(&b, j->sha1, 20)) < 0 || (rc = sx_buf_append(&b, j->sha256, 32)) < 0)
+        /* The fixed part of a record after the path: 5 x u64be, flags, SHA-1, SHA-256. */
+        uint8_t tail[5 * 8 + 1 + 20 + 32], len4[4];
+        const uint64_t v[5] = {j->size, j->mtime_ns, j->ctime_ns, j->ino, j->dev};
+        for (int k = 0; k < 5; k++)
+            for (int q = 0; q < 8; q++)
+                tail[8 * k + q] = (uint8_t)(v[k] >> (56 - 8 * q));
+        tail[40] = flags;
+        memcpy(tail + 41, j->sha1, 20);
+        memcpy(tail + 61, j->sha256, 32);
+        for (int q = 0; q < 4; q++)
+            len4[q] = (uint8_t)((uint32_t)plen >> (24 - 8 * q));
+        if ((rc = sx_buf_append(&b, len4, 4)) < 0 || (rc = sx_buf_append(&b, j->rel, plen)) < 0 ||
+            (rc = sx_buf_append(&b, tail, sizeof(tail))) < 0)
             goto out;
         count++;
     }
@@ -418,9 +424,11 @@ typedef struct pool {
     uint64_t bytes;        /* atomic */
 } pool;
 
-static bool cache_hit(pool *p, sx_hash_job *j)
+/* `c`: the job's record when already looked up (else NULL: looked up here). */
+static bool cache_hit(pool *p, sx_hash_job *j, const cache_rec *c)
 {
-    const cache_rec *c = cache_find(p->cache, j->rel);
+    if (!c)
+        c = cache_find(p->cache, j->rel);
     if (!c || c->size != j->size || c->mtime_ns != j->mtime_ns || c->ctime_ns != j->ctime_ns ||
         c->ino != j->ino || c->dev != j->dev || (j->want_sha1 && !(c->flags & CF_SHA1)) ||
         (j->want_sha256 && !(c->flags & CF_SHA256)))
@@ -461,14 +469,16 @@ static void run_job(pool *p, sx_hash_job *j, uint8_t *buf)
 {
     struct stat st, st2;
     /* The caller's lstat is enough to look the file up: a hit costs no open at all. */
-    if (p->cache && j->rel && j->stat_known && cache_hit(p, j))
+    if (p->cache && j->rel && j->stat_known && cache_hit(p, j, NULL))
         return;
+    const cache_rec *rec = NULL;
     /* A file the cache knows: one fstatat by name decides, again without an open. */
-    if (p->cache && j->rel && !j->stat_known && j->has_dirfd && cache_find(p->cache, j->rel) &&
+    if (p->cache && j->rel && !j->stat_known && j->has_dirfd &&
+        (rec = cache_find(p->cache, j->rel)) &&
         fstatat(j->dirfd, j->name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode)) {
         set_identity(j, &st);
         j->stat_known = true;
-        if (cache_hit(p, j))
+        if (cache_hit(p, j, rec))
             return;
     }
     if (!j->has_dirfd && (job_path(j), !j->path)) {
@@ -486,7 +496,7 @@ static void run_job(pool *p, sx_hash_job *j, uint8_t *buf)
     j->mtime_ns = ts_ns(st.st_mtim);
     j->ctime_ns = ts_ns(st.st_ctim);
     j->size = (uint64_t)st.st_size;
-    if (p->cache && j->rel && !j->stat_known && cache_hit(p, j)) {
+    if (p->cache && j->rel && !j->stat_known && cache_hit(p, j, rec)) {
         close(fd);
         return;
     }
