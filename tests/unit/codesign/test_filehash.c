@@ -1,5 +1,6 @@
 #include <criterion/criterion.h>
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -347,5 +348,43 @@ Test(codesign_filehash, walk_order_differs_from_byte_order)
     free(c);
     sx_buf_free(&first);
     sx_buf_free(&again);
+    free(cache);
+}
+
+/* With a small descriptor limit the walk keeps only some directories open (a quarter of the
+ * soft limit); files in the others are opened by path. Both kinds hash, hit the cache and
+ * rehash alike. */
+Test(codesign_filehash, beyond_the_descriptor_budget)
+{
+    struct rlimit rl;
+    cr_assert_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    rl.rlim_cur = 48; /* 12 directories kept open */
+    cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+    make_tree();
+    for (int i = 0; i < 30; i++) {
+        char rel[80];
+        snprintf(rel, sizeof(rel), "B.app/Contents/Resources/many/m%02d/f.bin", i);
+        put_bytes(rel, rel, strlen(rel));
+        age(rel);
+    }
+    char *cache = at("seal.cache");
+    sx_buf first = SX_BUF_INIT, again = SX_BUF_INIT, full = SX_BUF_INIT;
+    sx_seal_stats st;
+    seal(cache, &first, &st);
+    cr_assert_eq(st.files_hashed, NFILES + 30);
+    seal(cache, &again, &st);
+    cr_assert_eq(st.files_hashed, 0);
+    cr_assert_eq(st.files_cached, NFILES + 30);
+    put_bytes("B.app/Contents/Resources/many/m29/f.bin", "changed", 7);
+    put_bytes("B.app/Contents/Resources/d0/f0.bin", "changed", 7);
+    seal(cache, &again, &st);
+    cr_assert_eq(st.files_hashed, 2);
+    cr_assert_eq(st.files_cached, NFILES + 28);
+    seal(NULL, &full, &st);
+    cr_assert_eq(again.len, full.len);
+    cr_assert_eq(memcmp(again.data, full.data, full.len), 0);
+    sx_buf_free(&first);
+    sx_buf_free(&again);
+    sx_buf_free(&full);
     free(cache);
 }
