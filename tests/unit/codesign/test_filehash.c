@@ -9,6 +9,7 @@
 #include "codesign/hash.h"
 #include "codesign/seal.h"
 #include "codesign/seal_internal.h"
+#include "codesign/shani.h"
 #include "util/fs.h"
 #include "util/hex.h"
 
@@ -68,6 +69,29 @@ Test(codesign_filehash, pair_matches_known_digests)
     cr_assert_str_eq(hex, "cf3e4e9c9954a34d350a987fca7c1cbbb5f75d4f");
     sx_hex_encode(s256, 32, hex);
     cr_assert_str_eq(hex, "998564fce27a305e270adf1039e48c57b3173ff53f7fccdaa476e238ec02b219");
+}
+
+/* The OpenSSL path (CPUs without SHA-NI): forced by SYSEXT_NO_SHANI before the first use
+ * (each Criterion test runs in a process of its own). Same digests, and a whole seal too. */
+Test(codesign_filehash, openssl_path_without_shani)
+{
+    cr_assert_eq(setenv("SYSEXT_NO_SHANI", "1", 1), 0);
+    cr_assert(!sx_shani_available());
+    uint8_t s1[20], s256[32];
+    uint64_t size = 0;
+    char hex[65];
+    cr_assert_eq(sx_hash_file_pair(ICON, s1, s256, &size), 0, "%s", sx_errmsg());
+    cr_assert_eq(size, 64290);
+    sx_hex_encode(s1, 20, hex);
+    cr_assert_str_eq(hex, "cf3e4e9c9954a34d350a987fca7c1cbbb5f75d4f");
+    sx_hex_encode(s256, 32, hex);
+    cr_assert_str_eq(hex, "998564fce27a305e270adf1039e48c57b3173ff53f7fccdaa476e238ec02b219");
+    uint8_t big[8192], h[32];
+    memset(big, 'a', sizeof(big));
+    cr_assert_eq(sx_hash(SX_HASH_SHA256, big, sizeof(big), h), 0);
+    sx_hex_encode(h, 32, hex);
+    /* sha256 of 8192 'a' */
+    cr_assert_str_eq(hex, "dd4e6730520932767ec0a9e33fe19c4ce24399d6eba4ff62f13013c9ed30ef87");
 }
 
 Test(codesign_filehash, pair_errors)

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "util/common.h"
+#include "codesign/hash.h"
 #include "codesign/shani.h"
 
 #define BUF (3 * 4096 + 77)
@@ -94,4 +95,21 @@ Test(codesign_shani, known_answers)
     ours((const uint8_t *)"abc", 3, 0, true, true, a, b);
     cr_assert_arr_eq(a, k1, 20);
     cr_assert_arr_eq(b, k2, 32);
+}
+
+/* sx_hash takes this path for buffers of 4 KiB and more. */
+Test(codesign_shani, sx_hash_large_buffers)
+{
+    skip_without_shani();
+    fill();
+    for (size_t n = 4096; n <= BUF; n += 1111) {
+        uint8_t r1[20], r2[32], a[20], b[32];
+        reference(data, n, r1, r2);
+        cr_assert_eq(sx_hash(SX_HASH_SHA1, data, n, a), 0);
+        cr_assert_eq(sx_hash(SX_HASH_SHA256, data, n, b), 0);
+        cr_assert_arr_eq(a, r1, 20, "length %zu", n);
+        cr_assert_arr_eq(b, r2, 32, "length %zu", n);
+        cr_assert_eq(sx_hash(SX_HASH_SHA256_TRUNCATED, data, n, a), 0);
+        cr_assert_arr_eq(a, r2, 20, "truncated, length %zu", n);
+    }
 }
