@@ -2,13 +2,17 @@
  * incremental re-sign after one changed file, each compared in the same run with the
  * hardware-accelerated single-core floor: one `openssl dgst -sha256` process over the same files.
  *
- *   bench_sign [--files N] [--mib M] [--dir DIR] [--threads T]
+ *   bench_sign [--files N] [--mib M] [--depth D] [--symlinks K] [--dir DIR] [--threads T]
+ *              [--reps R] [--keep]
  *
- * A deterministic app of N payload files (default 10000) totalling M MiB (default 1024) is
- * generated under DIR (default $TMPDIR or /tmp) with the bench generator, signed with a fresh
- * development identity, and removed afterwards. Every file is read once before timing, so all
- * runs work from the page cache. Wall and CPU time are printed; on a shared machine CPU time is
- * the steadier measure. */
+ * A deterministic app of N payload files (default 10000) totalling M MiB (default 1024) in D
+ * levels of directories (default 4) with K symlinks (default 100) is generated under DIR
+ * (default $TMPDIR or /tmp) with the bench generator, signed with a fresh Developer ID
+ * identity, and removed afterwards (--keep: left in place and reused by the next run with the
+ * same --dir). Every file is read once before timing, so all runs work from the page cache.
+ * Each of R rounds (default 3) runs the baseline, a full sign (empty cache), verify and an
+ * incremental re-sign after one changed file; the medians of wall and CPU time and of the
+ * per-round ratios are printed. On a shared machine CPU time is the steadier measure. */
 #include "util/common.h"
 
 #include <dirent.h>
@@ -114,27 +118,68 @@ static void warm(const files *f)
     }
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof(*v), cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+#define MAX_REPS 15
+enum { M_BASE, M_SIGN, M_VERIFY, M_INCR, M_N };
+
 int main(int argc, char **argv)
 {
-    uint64_t nfiles = 10000, mib = 1024;
-    unsigned threads = 0;
+    uint64_t nfiles = 10000, mib = 1024, symlinks = 100;
+    unsigned threads = 0, depth = 4;
+    int reps = 3;
+    bool keep = false;
     const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    const char *fixed = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--files") && i + 1 < argc)
             nfiles = strtoull(argv[++i], NULL, 10);
         else if (!strcmp(argv[i], "--mib") && i + 1 < argc)
             mib = strtoull(argv[++i], NULL, 10);
+        else if (!strcmp(argv[i], "--depth") && i + 1 < argc)
+            depth = (unsigned)strtoul(argv[++i], NULL, 10);
+        else if (!strcmp(argv[i], "--symlinks") && i + 1 < argc)
+            symlinks = strtoull(argv[++i], NULL, 10);
         else if (!strcmp(argv[i], "--dir") && i + 1 < argc)
-            base = argv[++i];
+            base = fixed = argv[++i];
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
             threads = (unsigned)strtoul(argv[++i], NULL, 10);
+        else if (!strcmp(argv[i], "--reps") && i + 1 < argc)
+            reps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--keep"))
+            keep = true;
         else {
-            fprintf(stderr, "usage: bench_sign [--files N] [--mib M] [--dir DIR] [--threads T]\n");
+            fprintf(stderr, "usage: bench_sign [--files N] [--mib M] [--depth D] [--symlinks K] "
+                            "[--dir DIR] [--threads T] [--reps R] [--keep]\n");
             return 2;
         }
     }
+    if (reps < 1 || reps > MAX_REPS) {
+        fprintf(stderr, "--reps: 1..%d\n", MAX_REPS);
+        return 2;
+    }
+    if (keep && !fixed) {
+        fprintf(stderr, "--keep needs --dir\n");
+        return 2;
+    }
     char *dir = NULL;
-    if (asprintf(&dir, "%s/bench-sign-XXXXXX", base) < 0 || !mkdtemp(dir)) {
+    if (keep) {
+        dir = strdup(fixed);
+        if (sx_mkdir_p(dir, 0700) < 0 || (mkdir(dir, 0700) < 0 && errno != EEXIST)) {
+            perror(dir);
+            return 2;
+        }
+    } else if (asprintf(&dir, "%s/bench-sign-XXXXXX", base) < 0 || !mkdtemp(dir)) {
         perror("mkdtemp");
         return 2;
     }
@@ -142,84 +187,122 @@ int main(int argc, char **argv)
          *p12 = sx_path_join(dir, "id.p12"), *root = sx_path_join(dir, "ca/root.cert.pem"),
          *cache = sx_path_join(dir, "cache");
     int rc = 1;
-    sx_gen_opts g = {.kind = SX_GEN_APP, .files = nfiles, .bytes = mib << 20, .depth = 3,
-                     .symlinks = 16, .seed = 1, .id = "com.example.bench"};
-    fprintf(stderr, "generating %llu files, %llu MiB in %s\n", (unsigned long long)nfiles,
-            (unsigned long long)mib, dir);
-    if (sx_gen_bundle(&g, app) < 0 || sx_ca_init(ca) < 0 ||
-        sx_identity_create(ca, "BENCHTEAM1", "Developer ID Application: Bench", SX_ID_DEVELOPER_ID,
-                           "", p12) < 0) {
-        fprintf(stderr, "setup: %s\n", sx_errmsg());
-        goto out;
-    }
+    sx_gen_opts g = {.kind = SX_GEN_APP, .files = nfiles, .bytes = mib << 20, .depth = depth,
+                     .symlinks = symlinks, .seed = 1, .id = "com.example.bench"};
     files f = {0};
+    if (!keep || !sx_path_exists(p12)) {
+        if (keep)
+            sx_rm_rf(app), sx_rm_rf(ca), unlink(p12);
+        fprintf(stderr, "generating %llu files, %llu MiB in %s\n", (unsigned long long)nfiles,
+                (unsigned long long)mib, dir);
+        if (sx_gen_bundle(&g, app) < 0 || sx_ca_init(ca) < 0 ||
+            sx_identity_create(ca, "BENCHTEAM1", "Developer ID Application: Bench",
+                               SX_ID_DEVELOPER_ID, "", p12) < 0) {
+            fprintf(stderr, "setup: %s\n", sx_errmsg());
+            goto out;
+        }
+    }
     collect(app, &f);
     warm(&f);
 
-    double bw, bc;
-    if (baseline(&f, &bw, &bc) < 0) {
-        fprintf(stderr, "openssl dgst failed\n");
-        goto out;
-    }
+    double m[M_N][2][MAX_REPS], ratio[M_N][2][MAX_REPS], incr_of_sign[2][MAX_REPS];
     sysext_sign_options so = SYSEXT_SIGN_OPTIONS_INIT;
     so.identity = p12;
     so.threads = threads;
     so.incremental = 1;
     so.cache_dir = cache;
-    /* Full sign: the incremental cache starts empty, so every file is hashed. */
-    double c0 = cpu_s(RUSAGE_SELF), t0 = now_s();
-    if (sx_sign_bundle(app, &so) < 0) {
-        fprintf(stderr, "sign: %s\n", sx_errmsg());
-        goto out;
-    }
-    double sw = now_s() - t0, sc = cpu_s(RUSAGE_SELF) - c0;
-
     const char *trust[] = {root};
     sysext_verify_options vo = SYSEXT_VERIFY_OPTIONS_INIT;
     vo.strict = vo.deep = 1;
     vo.trust = trust;
     vo.n_trust = 1;
-    sx_report rep;
-    sx_vresult v;
-    sx_report_init(&rep);
-    memset(&v, 0, sizeof(v));
-    c0 = cpu_s(RUSAGE_SELF);
-    t0 = now_s();
-    int vr = sx_verify_path(app, &vo, &rep, &v);
-    double vw = now_s() - t0, vc = cpu_s(RUSAGE_SELF) - c0;
-    if (vr != 0) {
-        fprintf(stderr, "verify: %s (%zu problems)\n", sx_errmsg(), rep.n);
-        goto out;
-    }
-    sx_report_free(&rep);
-    sx_vresult_free(&v);
+    for (int r = 0; r < reps; r++) {
+        double c0, t0;
+        if (baseline(&f, &m[M_BASE][0][r], &m[M_BASE][1][r]) < 0) {
+            fprintf(stderr, "openssl dgst failed\n");
+            goto out;
+        }
+        /* Full sign: the incremental cache starts empty, so every file is hashed. */
+        sx_rm_rf(cache);
+        c0 = cpu_s(RUSAGE_SELF);
+        t0 = now_s();
+        if (sx_sign_bundle(app, &so) < 0) {
+            fprintf(stderr, "sign: %s\n", sx_errmsg());
+            goto out;
+        }
+        m[M_SIGN][0][r] = now_s() - t0;
+        m[M_SIGN][1][r] = cpu_s(RUSAGE_SELF) - c0;
 
-    /* One changed file, then an incremental re-sign. */
-    FILE *fp = fopen(f.v[f.n / 2], "r+b");
-    if (fp) {
-        fputs("changed", fp);
-        fclose(fp);
-    }
-    c0 = cpu_s(RUSAGE_SELF);
-    t0 = now_s();
-    if (sx_sign_bundle(app, &so) < 0) {
-        fprintf(stderr, "incremental sign: %s\n", sx_errmsg());
-        goto out;
-    }
-    double iw = now_s() - t0, ic = cpu_s(RUSAGE_SELF) - c0;
+        sx_report rep;
+        sx_vresult v;
+        sx_report_init(&rep);
+        memset(&v, 0, sizeof(v));
+        c0 = cpu_s(RUSAGE_SELF);
+        t0 = now_s();
+        int vr = sx_verify_path(app, &vo, &rep, &v);
+        m[M_VERIFY][0][r] = now_s() - t0;
+        m[M_VERIFY][1][r] = cpu_s(RUSAGE_SELF) - c0;
+        size_t nprob = rep.n;
+        sx_report_free(&rep);
+        sx_vresult_free(&v);
+        if (vr != 0) {
+            fprintf(stderr, "verify: %s (%zu problems)\n", sx_errmsg(), nprob);
+            goto out;
+        }
 
-    printf("files=%zu bytes=%llu MiB, cores=%ld\n", f.n, (unsigned long long)mib,
-           sysconf(_SC_NPROCESSORS_ONLN));
-    printf("%-34s %9s %9s %12s %12s\n", "", "wall s", "cpu s", "wall ratio", "cpu ratio");
-    printf("%-34s %9.3f %9.3f %12s %12s\n", "baseline: openssl dgst -sha256", bw, bc, "1.00", "1.00");
-    printf("%-34s %9.3f %9.3f %12.2f %12.2f   (goal <= 0.75)\n", "sign", sw, sc, sw / bw, sc / bc);
-    printf("%-34s %9.3f %9.3f %12.2f %12.2f   (goal <= 0.60)\n", "verify --strict --deep", vw, vc,
-           vw / bw, vc / bc);
-    printf("%-34s %9.3f %9.3f %12.3f %12.3f   (goal <= 0.05 of full sign: %.3f)\n",
-           "incremental re-sign, 1 file changed", iw, ic, iw / bw, ic / bc, iw / sw);
+        /* One changed file, then an incremental re-sign. */
+        FILE *fp = fopen(f.v[f.n / 2], "r+b");
+        if (fp) {
+            fprintf(fp, "changed %d", r);
+            fclose(fp);
+        }
+        c0 = cpu_s(RUSAGE_SELF);
+        t0 = now_s();
+        if (sx_sign_bundle(app, &so) < 0) {
+            fprintf(stderr, "incremental sign: %s\n", sx_errmsg());
+            goto out;
+        }
+        m[M_INCR][0][r] = now_s() - t0;
+        m[M_INCR][1][r] = cpu_s(RUSAGE_SELF) - c0;
+        for (int k = 0; k < M_N; k++)
+            for (int w = 0; w < 2; w++)
+                ratio[k][w][r] = m[k][w][r] / m[M_BASE][w][r];
+        for (int w = 0; w < 2; w++)
+            incr_of_sign[w][r] = m[M_INCR][w][r] / m[M_SIGN][w][r];
+        fprintf(stderr,
+                "round %d: baseline %.3f/%.3f  sign %.3f/%.3f  verify %.3f/%.3f  "
+                "incremental %.3f/%.3f (wall/cpu s)\n",
+                r + 1, m[M_BASE][0][r], m[M_BASE][1][r], m[M_SIGN][0][r], m[M_SIGN][1][r],
+                m[M_VERIFY][0][r], m[M_VERIFY][1][r], m[M_INCR][0][r], m[M_INCR][1][r]);
+    }
+
+    double med[M_N][2], medr[M_N][2];
+    for (int k = 0; k < M_N; k++)
+        for (int w = 0; w < 2; w++) {
+            med[k][w] = median(m[k][w], reps);
+            medr[k][w] = median(ratio[k][w], reps);
+        }
+    double iw = median(incr_of_sign[0], reps), ic = median(incr_of_sign[1], reps);
+    printf("files=%zu bytes=%llu MiB, cores=%ld, medians of %d rounds\n", f.n,
+           (unsigned long long)mib, sysconf(_SC_NPROCESSORS_ONLN), reps);
+    printf("%-38s %9s %9s %12s %12s\n", "", "wall s", "cpu s", "wall ratio", "cpu ratio");
+    printf("%-38s %9.3f %9.3f %12s %12s\n", "baseline: openssl dgst -sha256", med[M_BASE][0],
+           med[M_BASE][1], "1.00", "1.00");
+    printf("%-38s %9.3f %9.3f %12.3f %12.3f   (goal <= 0.75)\n", "sign", med[M_SIGN][0],
+           med[M_SIGN][1], medr[M_SIGN][0], medr[M_SIGN][1]);
+    printf("%-38s %9.3f %9.3f %12.3f %12.3f   (goal <= 0.60)\n", "verify --strict --deep",
+           med[M_VERIFY][0], med[M_VERIFY][1], medr[M_VERIFY][0], medr[M_VERIFY][1]);
+    printf("%-38s %9.3f %9.3f %12.3f %12.3f\n", "incremental re-sign, 1 file changed",
+           med[M_INCR][0], med[M_INCR][1], medr[M_INCR][0], medr[M_INCR][1]);
+    printf("%-38s %9s %9s %12.3f %12.3f   (goal <= 0.05)\n", "  incremental / full sign", "", "",
+           iw, ic);
     rc = 0;
 out:
-    sx_rm_rf(dir);
+    for (size_t i = 0; i < f.n; i++)
+        free(f.v[i]);
+    free(f.v);
+    if (!keep)
+        sx_rm_rf(dir);
     free(dir);
     free(app);
     free(ca);

@@ -5,6 +5,7 @@
 #include "codesign/seal.h"
 #include "codesign/hash.h"
 #include "codesign/seal_internal.h"
+#include "codesign/shani.h"
 #include "util/buf.h"
 #include "util/fs.h"
 #include "util/reader.h"
@@ -17,6 +18,7 @@
 #include <unistd.h>
 
 #define READ_CHUNK (1u << 20)
+#define WHAT (path ? path : job_path(j))
 #define CACHE_MAX_BYTES ((size_t)512 << 20)
 #define CACHE_MAX_PATH 4096u
 /* A file modified within this window before the hashing started could be modified again
@@ -31,42 +33,56 @@ static uint64_t ts_ns(struct timespec t)
 /* Hash an open file into whichever digests are wanted; `buf` holds READ_CHUNK bytes. */
 /* `expect` is the size fstat reported (UINT64_MAX: unknown): once that much is read the
  * final read() that would only see EOF is skipped (a syscall per file, many small files). */
-static int hash_fd(int fd, const char *path, bool want1, bool want256, uint8_t *buf,
-                   uint8_t sha1[20], uint8_t sha256[32], uint64_t *size, uint64_t expect)
+static const char *job_path(sx_hash_job *j);
+
+/* `path` names the file in errors, or else the job `j` does. */
+static int hash_fd(int fd, const char *path, sx_hash_job *j, bool want1, bool want256,
+                   uint8_t *buf, uint8_t sha1[20], uint8_t sha256[32], uint64_t *size,
+                   uint64_t expect)
 {
     EVP_MD_CTX *c1 = NULL, *c2 = NULL;
+    sx_shani_ctx sc;
+    bool ni = sx_shani_available();
     int rc = 0;
     uint64_t total = 0;
-    if (want1 && (!(c1 = EVP_MD_CTX_new()) || !EVP_DigestInit_ex(c1, EVP_sha1(), NULL))) {
-        rc = sx_err(SYSEXT_ERROR, "%s: SHA-1 initialisation failed", path);
-        goto out;
-    }
-    if (want256 && (!(c2 = EVP_MD_CTX_new()) || !EVP_DigestInit_ex(c2, EVP_sha256(), NULL))) {
-        rc = sx_err(SYSEXT_ERROR, "%s: SHA-256 initialisation failed", path);
-        goto out;
+    if (ni) {
+        sx_shani_init(&sc, want1, want256);
+    } else {
+        if (want1 && (!(c1 = EVP_MD_CTX_new()) || !EVP_DigestInit_ex(c1, EVP_sha1(), NULL))) {
+            rc = sx_err(SYSEXT_ERROR, "%s: SHA-1 initialisation failed", WHAT);
+            goto out;
+        }
+        if (want256 && (!(c2 = EVP_MD_CTX_new()) || !EVP_DigestInit_ex(c2, EVP_sha256(), NULL))) {
+            rc = sx_err(SYSEXT_ERROR, "%s: SHA-256 initialisation failed", WHAT);
+            goto out;
+        }
     }
     for (;;) {
         ssize_t k = read(fd, buf, READ_CHUNK);
         if (k < 0) {
             if (errno == EINTR)
                 continue;
-            rc = sx_err_errno(SYSEXT_EIO, errno, "%s", path);
+            rc = sx_err_errno(SYSEXT_EIO, errno, "%s", WHAT);
             goto out;
         }
         if (k == 0)
             break;
         total += (uint64_t)k;
-        if ((c1 && !EVP_DigestUpdate(c1, buf, (size_t)k)) ||
-            (c2 && !EVP_DigestUpdate(c2, buf, (size_t)k))) {
-            rc = sx_err(SYSEXT_ERROR, "%s: digest update failed", path);
+        if (ni) {
+            sx_shani_update(&sc, buf, (size_t)k);
+        } else if ((c1 && !EVP_DigestUpdate(c1, buf, (size_t)k)) ||
+                   (c2 && !EVP_DigestUpdate(c2, buf, (size_t)k))) {
+            rc = sx_err(SYSEXT_ERROR, "%s: digest update failed", WHAT);
             goto out;
         }
         if (total == expect && (size_t)k < READ_CHUNK)
             break;
     }
-    if ((c1 && !EVP_DigestFinal_ex(c1, sha1, NULL)) ||
-        (c2 && !EVP_DigestFinal_ex(c2, sha256, NULL))) {
-        rc = sx_err(SYSEXT_ERROR, "%s: digest finalisation failed", path);
+    if (ni) {
+        sx_shani_final(&sc, sha1, sha256);
+    } else if ((c1 && !EVP_DigestFinal_ex(c1, sha1, NULL)) ||
+               (c2 && !EVP_DigestFinal_ex(c2, sha256, NULL))) {
+        rc = sx_err(SYSEXT_ERROR, "%s: digest finalisation failed", WHAT);
         goto out;
     }
     if (size)
@@ -77,24 +93,35 @@ out:
     return rc;
 }
 
-static int open_regular(const char *path, struct stat *st)
+/* Open `name` in `dirfd` (AT_FDCWD: a path) as a regular file, never following a symlink.
+ * Errors name the job's path (built only then), or `name` without a job. */
+static int open_regular_at(int dirfd, const char *path, sx_hash_job *j, struct stat *st)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
-    if (fd < 0)
-        return sx_err_errno(errno == ELOOP ? SYSEXT_EFORMAT : sx_errno_code(errno), errno, "%s",
-                            path);
+    const char *name = path;
+    if (j)
+        path = NULL; /* named by the job, built only for a message */
+    int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0) {
+        int e = errno;
+        return sx_err_errno(e == ELOOP ? SYSEXT_EFORMAT : sx_errno_code(e), e, "%s", WHAT);
+    }
     if (fstat(fd, st) < 0) {
         int e = errno;
         close(fd);
-        return sx_err_errno(SYSEXT_EIO, e, "%s", path);
+        return sx_err_errno(SYSEXT_EIO, e, "%s", WHAT);
     }
     if (!S_ISREG(st->st_mode)) {
         close(fd);
-        return sx_err(SYSEXT_EFORMAT, "%s: not a regular file", path);
+        return sx_err(SYSEXT_EFORMAT, "%s: not a regular file", WHAT);
     }
     if (st->st_size > (off_t)READ_CHUNK)
         (void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
     return fd;
+}
+
+static int open_regular(const char *path, struct stat *st)
+{
+    return open_regular_at(AT_FDCWD, path, NULL, st);
 }
 
 int sx_hash_file_pair(const char *path, uint8_t sha1[20], uint8_t sha256[32], uint64_t *size)
@@ -109,7 +136,7 @@ int sx_hash_file_pair(const char *path, uint8_t sha1[20], uint8_t sha256[32], ui
         close(fd);
         return sx_err(SYSEXT_ENOMEM, "%s: out of memory", path);
     }
-    int rc = hash_fd(fd, path, sha1 != NULL, sha256 != NULL, buf, sha1, sha256, size,
+    int rc = hash_fd(fd, path, NULL, sha1 != NULL, sha256 != NULL, buf, sha1, sha256, size,
                      (uint64_t)st.st_size);
     free(buf);
     close(fd);
@@ -121,7 +148,8 @@ int sx_hash_file_pair(const char *path, uint8_t sha1[20], uint8_t sha256[32], ui
 enum { CF_SHA1 = 1, CF_SHA256 = 2 };
 
 typedef struct cache_rec {
-    char *path;
+    const char *path; /* not NUL-terminated: points into hash_cache.data */
+    uint32_t plen;
     uint64_t size, mtime_ns, ctime_ns, ino, dev;
     uint8_t flags;
     uint8_t sha1[20];
@@ -131,20 +159,29 @@ typedef struct cache_rec {
 typedef struct hash_cache {
     cache_rec *v;
     size_t n;
+    uint8_t *data; /* the file's bytes, which the records point into */
 } hash_cache;
 
 static void cache_free(hash_cache *c)
 {
-    for (size_t i = 0; i < c->n; i++)
-        free(c->v[i].path);
     free(c->v);
+    free(c->data);
     c->v = NULL;
+    c->data = NULL;
     c->n = 0;
+}
+
+/* Byte order of NUL-free strings given with their lengths: the order of strcmp. */
+static int path_cmp(const char *a, size_t alen, const char *b, size_t blen)
+{
+    int d = memcmp(a, b, alen < blen ? alen : blen);
+    return d ? d : (alen > blen) - (alen < blen);
 }
 
 static int rec_cmp(const void *a, const void *b)
 {
-    return strcmp(((const cache_rec *)a)->path, ((const cache_rec *)b)->path);
+    const cache_rec *x = a, *y = b;
+    return path_cmp(x->path, x->plen, y->path, y->plen);
 }
 
 /* Parse a cache file. Any defect makes the whole cache unusable (returns an error; the
@@ -191,9 +228,8 @@ static int cache_parse(const uint8_t *data, size_t len, const char *what, bool c
             return rc;
         if (memchr(p, 0, plen))
             return sx_err(SYSEXT_EFORMAT, "%s: record %u: NUL in path", what, i);
-        c->path = strndup((const char *)p, plen);
-        if (!c->path)
-            return sx_err(SYSEXT_ENOMEM, "out of memory");
+        c->path = (const char *)p;
+        c->plen = plen;
         out->n++;
         if ((rc = sx_rd_u64be(&r, &c->size)) < 0 || (rc = sx_rd_u64be(&r, &c->mtime_ns)) < 0 ||
             (rc = sx_rd_u64be(&r, &c->ctime_ns)) < 0 || (rc = sx_rd_u64be(&r, &c->ino)) < 0 ||
@@ -210,9 +246,14 @@ static int cache_parse(const uint8_t *data, size_t len, const char *what, bool c
     }
     if (sx_reader_left(&r) != 0)
         return sx_err(SYSEXT_EFORMAT, "%s: %zu trailing bytes", what, sx_reader_left(&r));
-    sx_qsort(out->v, out->n, sizeof(*out->v), rec_cmp);
+    /* Written sorted: sort only when it is not (an older writer). */
+    bool sorted = true;
+    for (size_t i = 1; i < out->n && sorted; i++)
+        sorted = rec_cmp(&out->v[i - 1], &out->v[i]) < 0;
+    if (!sorted)
+        sx_qsort(out->v, out->n, sizeof(*out->v), rec_cmp);
     for (size_t i = 1; i < out->n; i++)
-        if (strcmp(out->v[i - 1].path, out->v[i].path) == 0)
+        if (rec_cmp(&out->v[i - 1], &out->v[i]) == 0)
             return sx_err(SYSEXT_EFORMAT, "%s: duplicate path", what);
     return 0;
 }
@@ -227,29 +268,29 @@ static void cache_load(const char *path, hash_cache *out)
         sx_err_clear();
         return;
     }
+    out->data = data;
     if (cache_parse(data, len, path, true, out) < 0) {
         cache_free(out);
         sx_err_clear();
     }
-    free(data);
 }
 
 int sx_hash_cache_parse_check(const uint8_t *data, size_t len, bool checksum, size_t *records)
 {
-    hash_cache c = {NULL, 0};
+    hash_cache c = {NULL, 0, NULL};
     int rc = cache_parse(data, len, "hash cache", checksum, &c);
     if (rc == 0 && records)
         *records = c.n;
-    cache_free(&c);
+    cache_free(&c); /* c.data stays NULL: the bytes are the caller's */
     return rc;
 }
 
 static const cache_rec *cache_find(const hash_cache *c, const char *rel)
 {
-    size_t lo = 0, hi = c->n;
+    size_t lo = 0, hi = c->n, rlen = strlen(rel);
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        int d = strcmp(rel, c->v[mid].path);
+        int d = path_cmp(rel, rlen, c->v[mid].path, c->v[mid].plen);
         if (d == 0)
             return &c->v[mid];
         if (d < 0)
@@ -295,18 +336,43 @@ static int write_cache_file(const char *path, const uint8_t *data, size_t len)
     return e ? sx_err_errno(SYSEXT_EIO, e, "hash cache %s", path) : 0;
 }
 
-static int cache_save(const char *path, const sx_hash_job *jobs, size_t n, uint64_t start_ns)
+static int job_rel_cmp(const void *a, const void *b, void *arg)
+{
+    const sx_hash_job *jobs = arg;
+    const sx_hash_job *x = &jobs[*(const size_t *)a], *y = &jobs[*(const size_t *)b];
+    return strcmp(x->rel ? x->rel : "", y->rel ? y->rel : "");
+}
+
+/* Records are written sorted by path, so the next load need not sort them. */
+/* `unchanged`: every job came from the old cache of `old_n` records; then the file is only
+ * rewritten when the set of records differs (files removed). */
+static int cache_save(const char *path, const sx_hash_job *jobs, size_t n, uint64_t start_ns,
+                      bool unchanged, size_t old_n)
 {
     sx_buf b = SX_BUF_INIT;
     uint32_t count = 0;
     int rc = 0;
     uint8_t digest[32];
+    size_t *order = malloc((n ? n : 1) * sizeof(*order)), bytes = 0;
+    if (!order)
+        return sx_err(SYSEXT_ENOMEM, "out of memory");
+    bool sorted = true;
+    for (size_t i = 0; i < n; i++) {
+        order[i] = i;
+        if (i && sorted && job_rel_cmp(&order[i - 1], &order[i], (void *)jobs) > 0)
+            sorted = false;
+    }
+    if (!sorted)
+        qsort_r(order, n, sizeof(*order), job_rel_cmp, (void *)jobs);
+    /* 97 bytes per record besides its path; about 64 for the path. */
+    if (!SX_MUL_OVERFLOW(n, (size_t)(97 + 64), &bytes) && (rc = sx_buf_reserve(&b, bytes + 64)) < 0)
+        goto out;
     if ((rc = sx_buf_append(&b, SX_HASH_CACHE_MAGIC, 8)) < 0 ||
         (rc = sx_buf_put_u32be(&b, SX_HASH_CACHE_VERSION)) < 0 ||
         (rc = sx_buf_put_u32be(&b, 0)) < 0)
         goto out;
     for (size_t i = 0; i < n; i++) {
-        const sx_hash_job *j = &jobs[i];
+        const sx_hash_job *j = &jobs[order[i]];
         size_t plen = j->rel ? strlen(j->rel) : 0;
         if (j->rc != 0 || !j->rel || plen == 0 || plen > CACHE_MAX_PATH || j->dev == 0 ||
             count == UINT32_MAX)
@@ -317,16 +383,24 @@ static int cache_save(const char *path, const sx_hash_job *jobs, size_t n, uint6
         if (j->mtime_ns + RACY_WINDOW_NS > start_ns)
             continue;
         uint8_t flags = (uint8_t)((j->have_sha1 ? CF_SHA1 : 0) | (j->have_sha256 ? CF_SHA256 : 0));
-        if ((rc = sx_buf_put_u32be(&b, (uint32_t)plen)) < 0 ||
-            (rc = sx_buf_append(&b, j->rel, plen)) < 0 || (rc = sx_buf_put_u64be(&b, j->size)) < 0 ||
-            (rc = sx_buf_put_u64be(&b, j->mtime_ns)) < 0 ||
-            (rc = sx_buf_put_u64be(&b, j->ctime_ns)) < 0 ||
-            (rc = sx_buf_put_u64be(&b, j->ino)) < 0 || (rc = sx_buf_put_u64be(&b, j->dev)) < 0 ||
-            (rc = sx_buf_append(&b, &flags, 1)) < 0 ||
-            (rc = sx_buf_append(&b, j->sha1, 20)) < 0 || (rc = sx_buf_append(&b, j->sha256, 32)) < 0)
+        /* The fixed part of a record after the path: 5 x u64be, flags, SHA-1, SHA-256. */
+        uint8_t tail[5 * 8 + 1 + 20 + 32], len4[4];
+        const uint64_t v[5] = {j->size, j->mtime_ns, j->ctime_ns, j->ino, j->dev};
+        for (int k = 0; k < 5; k++)
+            for (int q = 0; q < 8; q++)
+                tail[8 * k + q] = (uint8_t)(v[k] >> (56 - 8 * q));
+        tail[40] = flags;
+        memcpy(tail + 41, j->sha1, 20);
+        memcpy(tail + 61, j->sha256, 32);
+        for (int q = 0; q < 4; q++)
+            len4[q] = (uint8_t)((uint32_t)plen >> (24 - 8 * q));
+        if ((rc = sx_buf_append(&b, len4, 4)) < 0 || (rc = sx_buf_append(&b, j->rel, plen)) < 0 ||
+            (rc = sx_buf_append(&b, tail, sizeof(tail))) < 0)
             goto out;
         count++;
     }
+    if (unchanged && count == old_n)
+        goto out;
     sx_buf_set_u32be(&b, 12, count);
     if ((rc = sx_hash(SX_HASH_SHA256, b.data, b.len, digest)) < 0 ||
         (rc = sx_buf_append(&b, digest, 32)) < 0)
@@ -334,6 +408,7 @@ static int cache_save(const char *path, const sx_hash_job *jobs, size_t n, uint6
     rc = write_cache_file(path, b.data, b.len);
 out:
     sx_buf_free(&b);
+    free(order);
     return rc;
 }
 
@@ -349,9 +424,11 @@ typedef struct pool {
     uint64_t bytes;        /* atomic */
 } pool;
 
-static bool cache_hit(pool *p, sx_hash_job *j)
+/* `c`: the job's record when already looked up (else NULL: looked up here). */
+static bool cache_hit(pool *p, sx_hash_job *j, const cache_rec *c)
 {
-    const cache_rec *c = cache_find(p->cache, j->rel);
+    if (!c)
+        c = cache_find(p->cache, j->rel);
     if (!c || c->size != j->size || c->mtime_ns != j->mtime_ns || c->ctime_ns != j->ctime_ns ||
         c->ino != j->ino || c->dev != j->dev || (j->want_sha1 && !(c->flags & CF_SHA1)) ||
         (j->want_sha256 && !(c->flags & CF_SHA256)))
@@ -365,16 +442,53 @@ static bool cache_hit(pool *p, sx_hash_job *j)
     return true;
 }
 
+/* The job's path for open() and messages: built from base/rel on first use. */
+static const char *job_path(sx_hash_job *j)
+{
+    if (!j->path && j->base && j->rel)
+        j->path = sx_path_join(j->base, j->rel);
+    return j->path ? j->path : j->rel ? j->rel : "(out of memory)";
+}
+
+static void job_fail(sx_hash_job *j, int rc)
+{
+    j->rc = rc;
+    j->errmsg = strdup(sx_errmsg());
+}
+
+static void set_identity(sx_hash_job *j, const struct stat *st)
+{
+    j->dev = (uint64_t)st->st_dev;
+    j->ino = (uint64_t)st->st_ino;
+    j->mtime_ns = ts_ns(st->st_mtim);
+    j->ctime_ns = ts_ns(st->st_ctim);
+    j->size = (uint64_t)st->st_size;
+}
+
 static void run_job(pool *p, sx_hash_job *j, uint8_t *buf)
 {
     struct stat st, st2;
-    /* The walk's lstat is enough to look the file up: a hit costs no open at all. */
-    if (p->cache && j->rel && j->stat_known && cache_hit(p, j))
+    /* The caller's lstat is enough to look the file up: a hit costs no open at all. */
+    if (p->cache && j->rel && j->stat_known && cache_hit(p, j, NULL))
         return;
-    int fd = open_regular(j->path, &st);
+    const cache_rec *rec = NULL;
+    /* A file the cache knows: one fstatat by name decides, again without an open. */
+    if (p->cache && j->rel && !j->stat_known && j->has_dirfd &&
+        (rec = cache_find(p->cache, j->rel)) &&
+        fstatat(j->dirfd, j->name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode)) {
+        set_identity(j, &st);
+        j->stat_known = true;
+        if (cache_hit(p, j, rec))
+            return;
+    }
+    if (!j->has_dirfd && (job_path(j), !j->path)) {
+        job_fail(j, sx_err(SYSEXT_ENOMEM, "out of memory"));
+        return;
+    }
+    int fd = j->has_dirfd ? open_regular_at(j->dirfd, j->name, j, &st)
+                          : open_regular_at(AT_FDCWD, job_path(j), j, &st);
     if (fd < 0) {
-        j->rc = fd;
-        j->errmsg = strdup(sx_errmsg());
+        job_fail(j, fd);
         return;
     }
     j->dev = (uint64_t)st.st_dev;
@@ -382,12 +496,12 @@ static void run_job(pool *p, sx_hash_job *j, uint8_t *buf)
     j->mtime_ns = ts_ns(st.st_mtim);
     j->ctime_ns = ts_ns(st.st_ctim);
     j->size = (uint64_t)st.st_size;
-    if (p->cache && j->rel && !j->stat_known && cache_hit(p, j)) {
+    if (p->cache && j->rel && !j->stat_known && cache_hit(p, j, rec)) {
         close(fd);
         return;
     }
     uint64_t size = 0;
-    int rc = hash_fd(fd, j->path, j->want_sha1, j->want_sha256, buf, j->sha1, j->sha256, &size,
+    int rc = hash_fd(fd, NULL, j, j->want_sha1, j->want_sha256, buf, j->sha1, j->sha256, &size,
                      j->size);
     if (rc == 0) {
         j->have_sha1 = j->want_sha1;
@@ -435,17 +549,108 @@ static int size_desc(const void *a, const void *b, void *arg)
     return i < k ? -1 : (i > k);
 }
 
+/* ---- loading the cache while the caller walks ---- */
+
+struct sx_hash_prefetch {
+    char *path;
+    hash_cache cache;
+    pthread_t tid;
+    bool started;
+    /* the save, on a thread of its own after the run */
+    pthread_t save_tid;
+    bool saving;
+    const sx_hash_job *jobs;
+    size_t n, old_n;
+    uint64_t start_ns;
+    bool unchanged;
+    int save_rc;
+    char *save_msg;
+};
+
+static void *prefetch_main(void *arg)
+{
+    sx_hash_prefetch *pf = arg;
+    cache_load(pf->path, &pf->cache);
+    return NULL;
+}
+
+sx_hash_prefetch *sx_hash_prefetch_start(const char *cache_path)
+{
+    sx_hash_prefetch *pf = calloc(1, sizeof(*pf));
+    if (!pf || !(pf->path = strdup(cache_path))) {
+        free(pf);
+        return NULL;
+    }
+    pf->started = pthread_create(&pf->tid, NULL, prefetch_main, pf) == 0;
+    if (!pf->started)
+        cache_load(pf->path, &pf->cache);
+    return pf;
+}
+
+/* Wait for the load and move its result to `out`. */
+static void prefetch_take(sx_hash_prefetch *pf, hash_cache *out)
+{
+    if (pf->started)
+        pthread_join(pf->tid, NULL);
+    pf->started = false;
+    *out = pf->cache;
+    memset(&pf->cache, 0, sizeof(pf->cache));
+}
+
+static void *save_main(void *arg)
+{
+    sx_hash_prefetch *pf = arg;
+    pf->save_rc = cache_save(pf->path, pf->jobs, pf->n, pf->start_ns, pf->unchanged, pf->old_n);
+    if (pf->save_rc < 0)
+        pf->save_msg = strdup(sx_errmsg());
+    return NULL;
+}
+
+int sx_hash_prefetch_finish(sx_hash_prefetch *pf)
+{
+    if (!pf || !pf->saving)
+        return 0;
+    pthread_join(pf->save_tid, NULL);
+    pf->saving = false;
+    if (pf->save_rc < 0)
+        return sx_err(pf->save_rc, "%s", pf->save_msg ? pf->save_msg : "hash cache: save failed");
+    return 0;
+}
+
+void sx_hash_prefetch_free(sx_hash_prefetch *pf)
+{
+    if (!pf)
+        return;
+    if (pf->started)
+        pthread_join(pf->tid, NULL);
+    if (pf->saving)
+        pthread_join(pf->save_tid, NULL);
+    cache_free(&pf->cache);
+    free(pf->save_msg);
+    free(pf->path);
+    free(pf);
+}
+
 int sx_hash_jobs_run(sx_hash_job *jobs, size_t n, unsigned threads, const char *cache_path,
                      sx_hash_stats *stats)
+{
+    return sx_hash_jobs_run_prefetched(jobs, n, threads, cache_path, NULL, stats);
+}
+
+int sx_hash_jobs_run_prefetched(sx_hash_job *jobs, size_t n, unsigned threads,
+                                const char *cache_path, sx_hash_prefetch *pf,
+                                sx_hash_stats *stats)
 {
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     uint64_t start_ns = ts_ns(now);
-    hash_cache cache = {NULL, 0};
+    hash_cache cache = {NULL, 0, NULL};
     pool p;
     memset(&p, 0, sizeof(p));
     int rc = 0;
-    if (cache_path)
+    if (cache_path && pf && pf->path && strcmp(pf->path, cache_path) == 0)
+        prefetch_take(pf, &cache);
+    else if (cache_path)
         cache_load(cache_path, &cache);
     p.jobs = jobs;
     p.n = n;
@@ -455,12 +660,16 @@ int sx_hash_jobs_run(sx_hash_job *jobs, size_t n, unsigned threads, const char *
         cache_free(&cache);
         return sx_err(SYSEXT_ENOMEM, "out of memory");
     }
+    bool sizes = false;
     for (size_t i = 0; i < n; i++) {
         p.order[i] = i;
         jobs[i].rc = 0;
+        sizes = sizes || jobs[i].size;
     }
-    /* Largest first (sizes are hints from the walk): the pool finishes evenly. */
-    qsort_r(p.order, n, sizeof(*p.order), size_desc, jobs);
+    /* Largest first when the caller knows sizes: the pool finishes evenly. (The seal's walk
+     * does not stat, so its jobs run in walk order.) */
+    if (sizes)
+        qsort_r(p.order, n, sizeof(*p.order), size_desc, jobs);
 
     if (threads == 0) {
         long c = sysconf(_SC_NPROCESSORS_ONLN);
@@ -483,12 +692,23 @@ int sx_hash_jobs_run(sx_hash_job *jobs, size_t n, unsigned threads, const char *
 
     for (size_t i = 0; i < n; i++) {
         if (jobs[i].rc != 0) {
-            rc = sx_err(jobs[i].rc, "%s", jobs[i].errmsg ? jobs[i].errmsg : jobs[i].path);
+            rc = sx_err(jobs[i].rc, "%s", jobs[i].errmsg ? jobs[i].errmsg : job_path(&jobs[i]));
             break;
         }
     }
-    if (rc == 0 && cache_path)
-        rc = cache_save(cache_path, jobs, n, start_ns);
+    if (rc == 0 && cache_path && pf && pf->path && strcmp(pf->path, cache_path) == 0) {
+        /* Saved while the caller writes its output; sx_hash_prefetch_finish collects it. */
+        pf->jobs = jobs;
+        pf->n = n;
+        pf->old_n = cache.n;
+        pf->start_ns = start_ns;
+        pf->unchanged = p.hashed == 0;
+        pf->saving = pthread_create(&pf->save_tid, NULL, save_main, pf) == 0;
+        if (!pf->saving)
+            rc = cache_save(cache_path, jobs, n, start_ns, p.hashed == 0, cache.n);
+    } else if (rc == 0 && cache_path) {
+        rc = cache_save(cache_path, jobs, n, start_ns, p.hashed == 0, cache.n);
+    }
     if (stats) {
         stats->files_hashed = p.hashed;
         stats->files_cached = p.cached;

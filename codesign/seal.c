@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -28,7 +29,8 @@ typedef struct walk_item {
     const sx_seal_rule *r2;  /* primary rules (V2 when building); NULL: none / not applicable */
     const sx_seal_rule *r1;  /* secondary rules (V1 when building) */
     bool in_r2;              /* the primary rules apply (not inside a nested bundle) */
-    uint64_t size, dev, ino, mtime_ns, ctime_ns;
+    int dirfd;               /* its directory, kept open by the walker, or -1 */
+    const char *name;        /* its last component (points into rel) */
     char *link;              /* W_LINK: target */
 } walk_item;
 
@@ -38,6 +40,9 @@ typedef struct walker {
     const sx_seal_rules *rs1;  /* secondary, may be NULL */
     walk_item *v;
     size_t n, cap;
+    /* Directory fds kept open for the hashers (openat/fstatat by name: no path lookup). */
+    int *fds;
+    size_t nfds, capfds, maxfds;
 } walker;
 
 static void walker_free(walker *w)
@@ -49,6 +54,30 @@ static void walker_free(walker *w)
     free(w->v);
     w->v = NULL;
     w->n = w->cap = 0;
+    for (size_t i = 0; i < w->nfds; i++)
+        close(w->fds[i]);
+    free(w->fds);
+    w->fds = NULL;
+    w->nfds = w->capfds = 0;
+}
+
+/* Keep a duplicate of `dfd` for the hashers, within a budget of descriptors; -1 if not. */
+static int walker_keep_fd(walker *w, int dfd)
+{
+    if (w->nfds >= w->maxfds)
+        return -1;
+    if (w->nfds == w->capfds) {
+        size_t ncap = w->capfds ? w->capfds * 2 : 64;
+        int *nv = realloc(w->fds, ncap * sizeof(*nv));
+        if (!nv)
+            return -1;
+        w->fds = nv;
+        w->capfds = ncap;
+    }
+    int fd = fcntl(dfd, F_DUPFD_CLOEXEC, 0);
+    if (fd >= 0)
+        w->fds[w->nfds++] = fd;
+    return fd;
 }
 
 static int walker_push(walker *w, walk_item **out)
@@ -65,12 +94,14 @@ static int walker_push(walker *w, walk_item **out)
     }
     *out = &w->v[w->n++];
     memset(*out, 0, sizeof(**out));
+    (*out)->dirfd = -1;
     return 0;
 }
 
-static int cmp_str(const void *a, const void *b)
+/* Names carry their d_type in the first byte. */
+static int cmp_name(const void *a, const void *b)
 {
-    return strcmp(*(char *const *)a, *(char *const *)b);
+    return strcmp(*(char *const *)a + 1, *(char *const *)b + 1);
 }
 
 static bool is_excluded(const sx_seal_rule *r)
@@ -90,7 +121,8 @@ static int walk_dir(walker *w, int dfd, const char *prefix, bool in_r2, unsigned
     DIR *d = fdopendir(dfd);
     char **names = NULL;
     size_t nn = 0, cap = 0;
-    int rc = 0;
+    int rc = 0, keep = -1;
+    bool keep_tried = false;
     if (!d) {
         rc = sx_err_errno(SYSEXT_EIO, errno, "%s/%s", w->what, prefix);
         close(dfd);
@@ -122,30 +154,44 @@ static int walk_dir(walker *w, int dfd, const char *prefix, bool in_r2, unsigned
             names = nv;
             cap = ncap;
         }
-        if (!(names[nn] = strdup(de->d_name))) {
+        /* The name with its d_type in front: the walk needs no stat for the common types. */
+        size_t nl = strlen(de->d_name);
+        if (!(names[nn] = malloc(nl + 2))) {
             rc = sx_err(SYSEXT_ENOMEM, "out of memory");
             goto out;
         }
+        names[nn][0] = (char)de->d_type;
+        memcpy(names[nn] + 1, de->d_name, nl + 1);
         nn++;
     }
-    sx_qsort(names, nn, sizeof(*names), cmp_str);
+    sx_qsort(names, nn, sizeof(*names), cmp_name);
     for (size_t i = 0; i < nn && rc == 0; i++) {
-        const char *name = names[i];
-        char *rel = NULL;
-        if (asprintf(&rel, "%s%s%s", prefix, *prefix ? "/" : "", name) < 0) {
+        const char *name = names[i] + 1;
+        unsigned char dtype = (unsigned char)names[i][0];
+        size_t plen = strlen(prefix), nlen = strlen(name), sep = plen ? 1 : 0;
+        char *rel = malloc(plen + sep + nlen + 1);
+        if (!rel) {
             rc = sx_err(SYSEXT_ENOMEM, "out of memory");
             break;
         }
-        if (strlen(rel) > WALK_MAX_PATH) {
+        memcpy(rel, prefix, plen);
+        rel[plen] = '/';
+        memcpy(rel + plen + sep, name, nlen + 1);
+        if (plen + sep + nlen > WALK_MAX_PATH) {
             rc = sx_err(SYSEXT_ELIMIT, "%s/%s: path too long", w->what, rel);
             free(rel);
             break;
         }
-        struct stat st;
-        if (fstatat(dirfd(d), name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-            rc = sx_err_errno(SYSEXT_EIO, errno, "%s/%s", w->what, rel);
-            free(rel);
-            break;
+        if (dtype == DT_UNKNOWN) {
+            struct stat st;
+            if (fstatat(dirfd(d), name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+                rc = sx_err_errno(SYSEXT_EIO, errno, "%s/%s", w->what, rel);
+                free(rel);
+                break;
+            }
+            dtype = S_ISDIR(st.st_mode) ? DT_DIR : S_ISREG(st.st_mode) ? DT_REG
+                                                : S_ISLNK(st.st_mode)  ? DT_LNK
+                                                                       : DT_FIFO;
         }
         const sx_seal_rule *r2 = in_r2 ? sx_seal_rules_match(w->rs2, rel) : NULL;
         const sx_seal_rule *r1 = w->rs1 ? sx_seal_rules_match(w->rs1, rel) : NULL;
@@ -154,7 +200,7 @@ static int walk_dir(walker *w, int dfd, const char *prefix, bool in_r2, unsigned
             free(rel);
             continue;
         }
-        if (S_ISDIR(st.st_mode)) {
+        if (dtype == DT_DIR) {
             bool child_r2 = in_r2;
             if (in_r2 && r2 && (r2->flags & SX_RULE_NESTED) && strchr(name, '.')) {
                 walk_item *it;
@@ -181,7 +227,7 @@ static int walk_dir(walker *w, int dfd, const char *prefix, bool in_r2, unsigned
             free(rel);
             continue;
         }
-        if (!in_r2 && !wanted(r1) && !(S_ISLNK(st.st_mode) && strcasecmp(name, ".DS_Store") == 0)) {
+        if (!in_r2 && !wanted(r1) && !(dtype == DT_LNK && strcasecmp(name, ".DS_Store") == 0)) {
             free(rel); /* inside nested code and not in the secondary seal either */
             continue;
         }
@@ -191,17 +237,19 @@ static int walk_dir(walker *w, int dfd, const char *prefix, bool in_r2, unsigned
             break;
         }
         it->rel = rel;
+        it->name = rel + plen + sep;
         it->r2 = r2;
         it->r1 = r1;
         it->in_r2 = in_r2;
-        it->size = (uint64_t)st.st_size;
-        it->dev = (uint64_t)st.st_dev;
-        it->ino = (uint64_t)st.st_ino;
-        it->mtime_ns = (uint64_t)st.st_mtim.tv_sec * 1000000000ull + (uint64_t)st.st_mtim.tv_nsec;
-        it->ctime_ns = (uint64_t)st.st_ctim.tv_sec * 1000000000ull + (uint64_t)st.st_ctim.tv_nsec;
-        if (S_ISREG(st.st_mode)) {
+        it->dirfd = -1;
+        if (dtype == DT_REG) {
             it->type = W_FILE;
-        } else if (S_ISLNK(st.st_mode)) {
+            if (keep < 0 && !keep_tried) {
+                keep = walker_keep_fd(w, dirfd(d));
+                keep_tried = true;
+            }
+            it->dirfd = keep;
+        } else if (dtype == DT_LNK) {
             it->type = W_LINK;
             char buf[PATH_MAX];
             ssize_t k = readlinkat(dirfd(d), name, buf, sizeof(buf) - 1);
@@ -226,6 +274,11 @@ out:
 
 static int walk_base(walker *w, const char *base)
 {
+    /* Keep at most a quarter of the soft descriptor limit (and 1024) open for the hashers;
+     * beyond that files are opened by path. */
+    struct rlimit rl;
+    rlim_t lim = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur : 256;
+    w->maxfds = lim == RLIM_INFINITY || lim / 4 > 1024 ? 1024 : (size_t)(lim / 4);
     int fd = open(base, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
         return sx_err_errno(sx_errno_code(errno), errno, "%s", base);
@@ -270,9 +323,12 @@ static int cmp_entry_path(const void *a, const void *b)
     return strcmp(((const build_entry *)a)->item->rel, ((const build_entry *)b)->item->rel);
 }
 
-static plist_t data_node(const uint8_t *p, size_t n)
+static bool sorted_entries(const build_entry *v, size_t n)
 {
-    return plist_new_data((const char *)p, n);
+    for (size_t i = 1; i < n; i++)
+        if (cmp_entry_path(&v[i - 1], &v[i]) > 0)
+            return false;
+    return true;
 }
 
 int sx_seal_build(const sx_seal_options *o, sx_buf *xml_out)
@@ -285,10 +341,11 @@ int sx_seal_build(const sx_seal_options *o, sx_buf *xml_out)
     build_entry *e2 = NULL, *e1 = NULL;
     size_t n2 = 0, n1 = 0, njobs = 0;
     sx_hash_job *jobs = NULL;
-    plist_t root = NULL, t1 = NULL, t2 = NULL;
+    plist_t root = NULL, t1 = NULL, t2 = NULL; /* rules templates */
     char *xml = NULL;
     uint32_t xml_len = 0;
     sx_hash_stats hs = {0};
+    sx_hash_prefetch *pf = NULL;
     int rc = 0;
     unsigned digests = o->digests ? o->digests : SX_SEAL_DIGEST(SX_HASH_SHA256);
     bool want1 = digests & SX_SEAL_DIGEST(SX_HASH_SHA1);
@@ -314,6 +371,8 @@ int sx_seal_build(const sx_seal_options *o, sx_buf *xml_out)
         (rc = sx_seal_rules_compile(&rs1, "template", "rules")) < 0)
         goto out;
 
+    if (o->cache_path)
+        pf = sx_hash_prefetch_start(o->cache_path);
     w.what = base;
     w.rs2 = &rs2;
     w.rs1 = &rs1;
@@ -349,19 +408,15 @@ int sx_seal_build(const sx_seal_options *o, sx_buf *xml_out)
         bool need256 = v2 && !nested_file && it->type == W_FILE && want256;
         if (need1 || need256) {
             sx_hash_job *j = &jobs[njobs];
-            if (!(j->path = sx_path_join(base, it->rel))) {
-                rc = sx_err(SYSEXT_ENOMEM, "out of memory");
-                goto out;
-            }
+            j->base = base;
             j->rel = it->rel;
             j->want_sha1 = need1;
             j->want_sha256 = need256;
-            j->size = it->size;
-            j->stat_known = true;
-            j->dev = it->dev;
-            j->ino = it->ino;
-            j->mtime_ns = it->mtime_ns;
-            j->ctime_ns = it->ctime_ns;
+            if (it->dirfd >= 0) {
+                j->has_dirfd = true;
+                j->dirfd = it->dirfd;
+                j->name = it->name;
+            }
             job = njobs++;
         }
         if (v2) {
@@ -413,83 +468,106 @@ int sx_seal_build(const sx_seal_options *o, sx_buf *xml_out)
         free(abs);
     }
 
-    if ((rc = sx_hash_jobs_run(jobs, njobs, o->threads, o->cache_path, &hs)) < 0)
+    if ((rc = sx_hash_jobs_run_prefetched(jobs, njobs, o->threads, o->cache_path, pf, &hs)) < 0)
         goto out;
 
-    sx_qsort(e2, n2, sizeof(*e2), cmp_entry_path);
-    sx_qsort(e1, n1, sizeof(*e1), cmp_entry_path);
+    /* The walk's order is byte order except where a name is a prefix of a sibling's followed
+     * by a byte below '/' ("a/x" before "a.txt"): sort only then. */
+    if (!sorted_entries(e2, n2))
+        sx_qsort(e2, n2, sizeof(*e2), cmp_entry_path);
+    if (!sorted_entries(e1, n1))
+        sx_qsort(e1, n1, sizeof(*e1), cmp_entry_path);
 
-    /* Serialize: every dictionary's keys inserted in sorted order (6.9). */
+    /* Serialize: every dictionary's keys in sorted order (6.9). files and files2 are written
+     * directly (seal_xml.c); the constant rules and rules2 dicts go through libplist, and
+     * files/files2 are spliced in front of them after the root <dict>. */
     root = plist_new_dict();
-    plist_t files = plist_new_dict(), files2 = plist_new_dict();
-    if (!root || !files || !files2) {
-        plist_free(files);
-        plist_free(files2);
+    if (!root) {
         rc = sx_err(SYSEXT_ENOMEM, "out of memory");
         goto out;
-    }
-    plist_dict_set_item(root, "files", files);
-    plist_dict_set_item(root, "files2", files2);
-    for (size_t i = 0; i < n1; i++) {
-        const build_entry *b = &e1[i];
-        const sx_hash_job *j = &jobs[b->job];
-        plist_t v;
-        if (b->item->r1->flags == 0) {
-            v = data_node(j->sha1, 20);
-        } else {
-            v = plist_new_dict();
-            if (v) {
-                plist_dict_set_item(v, "hash", data_node(j->sha1, 20));
-                plist_dict_set_item(v, "optional", plist_new_bool(b->optional));
-            }
-        }
-        if (!v) {
-            rc = sx_err(SYSEXT_ENOMEM, "out of memory");
-            goto out;
-        }
-        plist_dict_set_item(files, b->item->rel, v);
-    }
-    size_t nfiles = 0, nlinks = 0, nnested = 0;
-    for (size_t i = 0; i < n2; i++) {
-        const build_entry *b = &e2[i];
-        plist_t v = plist_new_dict();
-        if (!v) {
-            rc = sx_err(SYSEXT_ENOMEM, "out of memory");
-            goto out;
-        }
-        /* Sorted: cdhash hash hash2 optional requirement symlink. */
-        if (b->kind == SX_SEAL_NESTED) {
-            plist_dict_set_item(v, "cdhash", data_node(b->nested.cdhash, 20));
-            nnested++;
-        } else if (b->kind == SX_SEAL_FILE) {
-            const sx_hash_job *j = &jobs[b->job];
-            if (want1)
-                plist_dict_set_item(v, "hash", data_node(j->sha1, 20));
-            if (want256)
-                plist_dict_set_item(v, "hash2", data_node(j->sha256, 32));
-            nfiles++;
-        } else {
-            nlinks++;
-        }
-        if (b->optional)
-            plist_dict_set_item(v, "optional", plist_new_bool(1));
-        if (b->kind == SX_SEAL_NESTED)
-            plist_dict_set_item(v, "requirement", plist_new_string(b->nested.requirement));
-        if (b->kind == SX_SEAL_SYMLINK)
-            plist_dict_set_item(v, "symlink", plist_new_string(b->item->link));
-        plist_dict_set_item(files2, b->item->rel, v);
     }
     plist_dict_set_item(root, "rules", t1);
     t1 = NULL;
     plist_dict_set_item(root, "rules2", t2);
     t2 = NULL;
     plist_to_xml(root, &xml, &xml_len);
-    if (!xml) {
+    static const char root_open[] = "<plist version=\"1.0\">\n<dict>\n";
+    const char *split = xml ? strstr(xml, root_open) : NULL;
+    if (!split) {
         rc = sx_err(SYSEXT_ENOMEM, "seal: plist serialization failed");
         goto out;
     }
+    size_t head = (size_t)(split - xml) + sizeof(root_open) - 1, per = 0;
+    /* About 200 bytes of XML per entry besides its path: one allocation in the common case. */
+    if (SX_MUL_OVERFLOW(n1 + n2, (size_t)256, &per) || SX_ADD_OVERFLOW(per, (size_t)xml_len, &per)) {
+        rc = sx_err(SYSEXT_ELIMIT, "seal: too many entries");
+        goto out;
+    }
     sx_buf_free(xml_out);
-    if ((rc = sx_buf_append(xml_out, xml, xml_len)) < 0)
+    if ((rc = sx_buf_reserve(xml_out, per)) < 0 || (rc = sx_buf_append(xml_out, xml, head)) < 0 ||
+        (rc = sx_xml_key(xml_out, 1, "files")) < 0 ||
+        (rc = sx_xml_tag(xml_out, 1, n1 ? "<dict>" : "<dict/>")) < 0)
+        goto out;
+    for (size_t i = 0; i < n1 && rc == 0; i++) {
+        const build_entry *b = &e1[i];
+        const sx_hash_job *j = &jobs[b->job];
+        if ((rc = sx_xml_key(xml_out, 2, b->item->rel)) < 0)
+            break;
+        if (b->item->r1->flags == 0) {
+            rc = sx_xml_data(xml_out, 2, j->sha1, 20);
+        } else if ((rc = sx_xml_tag(xml_out, 2, "<dict>")) == 0 &&
+                   (rc = sx_xml_key(xml_out, 3, "hash")) == 0 &&
+                   (rc = sx_xml_data(xml_out, 3, j->sha1, 20)) == 0 &&
+                   (rc = sx_xml_key(xml_out, 3, "optional")) == 0 &&
+                   (rc = sx_xml_bool(xml_out, 3, b->optional)) == 0) {
+            rc = sx_xml_tag(xml_out, 2, "</dict>");
+        }
+    }
+    if (rc < 0 || (n1 && (rc = sx_xml_tag(xml_out, 1, "</dict>")) < 0) ||
+        (rc = sx_xml_key(xml_out, 1, "files2")) < 0 ||
+        (rc = sx_xml_tag(xml_out, 1, n2 ? "<dict>" : "<dict/>")) < 0)
+        goto out;
+    size_t nfiles = 0, nlinks = 0, nnested = 0;
+    for (size_t i = 0; i < n2 && rc == 0; i++) {
+        const build_entry *b = &e2[i];
+        bool empty = b->kind == SX_SEAL_FILE && !want1 && !want256 && !b->optional;
+        if ((rc = sx_xml_key(xml_out, 2, b->item->rel)) < 0 ||
+            (rc = sx_xml_tag(xml_out, 2, empty ? "<dict/>" : "<dict>")) < 0)
+            break;
+        /* Sorted: cdhash hash hash2 optional requirement symlink. */
+        if (b->kind == SX_SEAL_NESTED) {
+            if ((rc = sx_xml_key(xml_out, 3, "cdhash")) < 0 ||
+                (rc = sx_xml_data(xml_out, 3, b->nested.cdhash, 20)) < 0)
+                break;
+            nnested++;
+        } else if (b->kind == SX_SEAL_FILE) {
+            const sx_hash_job *j = &jobs[b->job];
+            if (want1 && ((rc = sx_xml_key(xml_out, 3, "hash")) < 0 ||
+                          (rc = sx_xml_data(xml_out, 3, j->sha1, 20)) < 0))
+                break;
+            if (want256 && ((rc = sx_xml_key(xml_out, 3, "hash2")) < 0 ||
+                            (rc = sx_xml_data(xml_out, 3, j->sha256, 32)) < 0))
+                break;
+            nfiles++;
+        } else {
+            nlinks++;
+        }
+        if (b->optional &&
+            ((rc = sx_xml_key(xml_out, 3, "optional")) < 0 || (rc = sx_xml_bool(xml_out, 3, true)) < 0))
+            break;
+        if (b->kind == SX_SEAL_NESTED &&
+            ((rc = sx_xml_key(xml_out, 3, "requirement")) < 0 ||
+             (rc = sx_xml_string(xml_out, 3, b->nested.requirement)) < 0))
+            break;
+        if (b->kind == SX_SEAL_SYMLINK && ((rc = sx_xml_key(xml_out, 3, "symlink")) < 0 ||
+                                           (rc = sx_xml_string(xml_out, 3, b->item->link)) < 0))
+            break;
+        if (!empty)
+            rc = sx_xml_tag(xml_out, 2, "</dict>");
+    }
+    if (rc < 0 || (n2 && (rc = sx_xml_tag(xml_out, 1, "</dict>")) < 0) ||
+        (rc = sx_buf_append(xml_out, xml + head, xml_len - head)) < 0 ||
+        (rc = sx_hash_prefetch_finish(pf)) < 0)
         goto out;
     if (o->stats) {
         o->stats->files = nfiles;
@@ -510,6 +588,7 @@ out:
             free(e2[i].nested.requirement);
     free(e2);
     free(e1);
+    sx_hash_prefetch_free(pf); /* before the jobs: it may still be saving them */
     sx_hash_jobs_free(jobs, njobs);
     walker_free(&w);
     sx_seal_rules_free(&rs1);
@@ -1116,7 +1195,11 @@ int sx_seal_verify(const sx_seal_options *o, const uint8_t *xml, size_t len, boo
                 j->rel = it->rel;
                 j->want_sha256 = e->has_sha256 || e->has_sha256t;
                 j->want_sha1 = !j->want_sha256;
-                j->size = it->size;
+                if (it->dirfd >= 0) {
+                    j->has_dirfd = true;
+                    j->dirfd = it->dirfd;
+                    j->name = it->name;
+                }
                 job_entry[njobs++] = e;
             }
         }

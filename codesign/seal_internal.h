@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "util/buf.h"
+
 /* ---- rules (reference 6.3-6.6) ---- */
 
 enum {
@@ -94,8 +96,15 @@ const sx_seal_entry *sx_seal_find(const sx_seal_entry *v, size_t n, const char *
 /* ---- parallel hashing (filehash.c) ---- */
 
 typedef struct sx_hash_job {
-    char *path;       /* absolute path to open (owned by the job list) */
+    char *path;       /* absolute path to open (owned by the job list); may be NULL when
+                       * `base` is set: then built as base/rel when needed */
+    const char *base; /* borrowed; with rel, names the file when `path` is NULL */
     const char *rel;  /* cache key; borrowed */
+    /* When has_dirfd: the file is `name` in the open directory `dirfd` (both borrowed), opened
+     * with openat/fstatat, which spares the path lookup. */
+    bool has_dirfd;
+    int dirfd;
+    const char *name;
     bool want_sha1, want_sha256;
     /* results */
     bool have_sha1, have_sha256;
@@ -124,6 +133,29 @@ typedef struct sx_hash_stats {
 int sx_hash_jobs_run(sx_hash_job *jobs, size_t n, unsigned threads, const char *cache_path,
                      sx_hash_stats *stats);
 void sx_hash_jobs_free(sx_hash_job *jobs, size_t n);
+
+/* Start loading the cache at `cache_path` on a thread of its own (while the caller walks the
+ * tree), for sx_hash_jobs_run_prefetched with the same path, which waits for it and takes its
+ * result, and then saves the new cache on another thread: the jobs must stay alive until
+ * sx_hash_prefetch_finish (returns the save's result) or sx_hash_prefetch_free (waits and
+ * discards it). NULL when out of memory (then just run without). */
+typedef struct sx_hash_prefetch sx_hash_prefetch;
+sx_hash_prefetch *sx_hash_prefetch_start(const char *cache_path);
+int sx_hash_prefetch_finish(sx_hash_prefetch *pf);
+void sx_hash_prefetch_free(sx_hash_prefetch *pf);
+int sx_hash_jobs_run_prefetched(sx_hash_job *jobs, size_t n, unsigned threads,
+                                const char *cache_path, sx_hash_prefetch *pf,
+                                sx_hash_stats *stats);
+
+/* Writers for CodeResources XML with libplist 2.2's exact layout (tabs, `<dict/>` for an
+ * empty dict, only & < > escaped, data base64 on one line at the element's depth): the seal
+ * writes its files/files2 dicts directly instead of building a plist tree. `depth` is the
+ * number of tabs. Data must be at most 32 bytes (a digest), which always fits one line. */
+int sx_xml_key(sx_buf *b, unsigned depth, const char *key);
+int sx_xml_data(sx_buf *b, unsigned depth, const uint8_t *p, size_t n);
+int sx_xml_string(sx_buf *b, unsigned depth, const char *s);
+int sx_xml_bool(sx_buf *b, unsigned depth, bool v);
+int sx_xml_tag(sx_buf *b, unsigned depth, const char *tag); /* "<dict>", "</dict>", "<dict/>" */
 
 /* Parse a cache file's bytes and discard the result (tests, fuzzing); `checksum` false skips
  * the trailing SHA-256 check so a fuzzer can reach the records. */

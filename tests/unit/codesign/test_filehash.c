@@ -1,5 +1,6 @@
 #include <criterion/criterion.h>
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -8,6 +9,7 @@
 #include "codesign/hash.h"
 #include "codesign/seal.h"
 #include "codesign/seal_internal.h"
+#include "codesign/shani.h"
 #include "util/fs.h"
 #include "util/hex.h"
 
@@ -67,6 +69,29 @@ Test(codesign_filehash, pair_matches_known_digests)
     cr_assert_str_eq(hex, "cf3e4e9c9954a34d350a987fca7c1cbbb5f75d4f");
     sx_hex_encode(s256, 32, hex);
     cr_assert_str_eq(hex, "998564fce27a305e270adf1039e48c57b3173ff53f7fccdaa476e238ec02b219");
+}
+
+/* The OpenSSL path (CPUs without SHA-NI): forced by SYSEXT_NO_SHANI before the first use
+ * (each Criterion test runs in a process of its own). Same digests, and a whole seal too. */
+Test(codesign_filehash, openssl_path_without_shani)
+{
+    cr_assert_eq(setenv("SYSEXT_NO_SHANI", "1", 1), 0);
+    cr_assert(!sx_shani_available());
+    uint8_t s1[20], s256[32];
+    uint64_t size = 0;
+    char hex[65];
+    cr_assert_eq(sx_hash_file_pair(ICON, s1, s256, &size), 0, "%s", sx_errmsg());
+    cr_assert_eq(size, 64290);
+    sx_hex_encode(s1, 20, hex);
+    cr_assert_str_eq(hex, "cf3e4e9c9954a34d350a987fca7c1cbbb5f75d4f");
+    sx_hex_encode(s256, 32, hex);
+    cr_assert_str_eq(hex, "998564fce27a305e270adf1039e48c57b3173ff53f7fccdaa476e238ec02b219");
+    uint8_t big[8192], h[32];
+    memset(big, 'a', sizeof(big));
+    cr_assert_eq(sx_hash(SX_HASH_SHA256, big, sizeof(big), h), 0);
+    sx_hex_encode(h, 32, hex);
+    /* sha256 of 8192 'a' */
+    cr_assert_str_eq(hex, "dd4e6730520932767ec0a9e33fe19c4ce24399d6eba4ff62f13013c9ed30ef87");
 }
 
 Test(codesign_filehash, pair_errors)
@@ -283,5 +308,107 @@ Test(codesign_filehash, fresh_files_are_not_cached)
     seal(cache, &out, &st);
     cr_assert_eq(st.files_hashed, 1);
     sx_buf_free(&out);
+    free(cache);
+}
+
+/* Names where the walk's order is not byte order ("a/x" is walked before "a.txt", but sorts
+ * after it): the seal's dicts and the cache are still in byte order, the cache is found
+ * sorted on the next run (every file a hit), and an unchanged cache is not rewritten. */
+Test(codesign_filehash, walk_order_differs_from_byte_order)
+{
+    make_tree();
+    put_bytes("B.app/Contents/Resources/a/x", "x", 1);
+    put_bytes("B.app/Contents/Resources/a.txt", "t", 1);
+    put_bytes("B.app/Contents/Resources/a-b", "m", 1);
+    age("B.app/Contents/Resources/a/x");
+    age("B.app/Contents/Resources/a.txt");
+    age("B.app/Contents/Resources/a-b");
+    char *cache = at("seal.cache");
+    sx_buf first = SX_BUF_INIT, again = SX_BUF_INIT;
+    sx_seal_stats st;
+    seal(cache, &first, &st);
+    cr_assert_eq(st.files_hashed, NFILES + 3);
+    const char *x = (const char *)first.data;
+    const char *p1 = strstr(x, "<key>Resources/a-b</key>"), *p2 = strstr(x, "<key>Resources/a.txt</key>"),
+               *p3 = strstr(x, "<key>Resources/a/x</key>");
+    cr_assert(p1 && p2 && p3 && p1 < p2 && p2 < p3, "files: a-b, a.txt, a/x in byte order");
+    /* the same order again in files2 */
+    const char *f2 = strstr(x, "<key>files2</key>");
+    cr_assert_not_null(f2);
+    p1 = strstr(f2, "<key>Resources/a-b</key>");
+    p2 = strstr(f2, "<key>Resources/a.txt</key>");
+    p3 = strstr(f2, "<key>Resources/a/x</key>");
+    cr_assert(p1 && p2 && p3 && p1 < p2 && p2 < p3, "files2: a-b, a.txt, a/x in byte order");
+
+    uint8_t *c = NULL;
+    size_t clen = 0;
+    cr_assert_eq(sx_read_file(cache, 1 << 24, &c, &clen), 0);
+    size_t recs = 0;
+    cr_assert_eq(sx_hash_cache_parse_check(c, clen, true, &recs), 0, "%s", sx_errmsg());
+    cr_assert_eq(recs, NFILES + 3);
+    free(c);
+
+    struct stat before, after;
+    cr_assert_eq(stat(cache, &before), 0);
+    seal(cache, &again, &st);
+    cr_assert_eq(st.files_hashed, 0);
+    cr_assert_eq(st.files_cached, NFILES + 3);
+    cr_assert_eq(again.len, first.len);
+    cr_assert_eq(memcmp(again.data, first.data, first.len), 0);
+    cr_assert_eq(stat(cache, &after), 0);
+    cr_assert_eq(before.st_ino, after.st_ino, "an unchanged cache is not rewritten");
+
+    /* a removed file: the cache is rewritten without its record */
+    char *gone = at("B.app/Contents/Resources/a.txt");
+    cr_assert_eq(unlink(gone), 0);
+    free(gone);
+    seal(cache, &again, &st);
+    cr_assert_eq(st.files_cached, NFILES + 2);
+    cr_assert_eq(stat(cache, &after), 0);
+    cr_assert_neq(before.st_ino, after.st_ino);
+    cr_assert_eq(sx_read_file(cache, 1 << 24, &c, &clen), 0);
+    cr_assert_eq(sx_hash_cache_parse_check(c, clen, true, &recs), 0, "%s", sx_errmsg());
+    cr_assert_eq(recs, NFILES + 2);
+    free(c);
+    sx_buf_free(&first);
+    sx_buf_free(&again);
+    free(cache);
+}
+
+/* With a small descriptor limit the walk keeps only some directories open (a quarter of the
+ * soft limit); files in the others are opened by path. Both kinds hash, hit the cache and
+ * rehash alike. */
+Test(codesign_filehash, beyond_the_descriptor_budget)
+{
+    struct rlimit rl;
+    cr_assert_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    rl.rlim_cur = 48; /* 12 directories kept open */
+    cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+    make_tree();
+    for (int i = 0; i < 30; i++) {
+        char rel[80];
+        snprintf(rel, sizeof(rel), "B.app/Contents/Resources/many/m%02d/f.bin", i);
+        put_bytes(rel, rel, strlen(rel));
+        age(rel);
+    }
+    char *cache = at("seal.cache");
+    sx_buf first = SX_BUF_INIT, again = SX_BUF_INIT, full = SX_BUF_INIT;
+    sx_seal_stats st;
+    seal(cache, &first, &st);
+    cr_assert_eq(st.files_hashed, NFILES + 30);
+    seal(cache, &again, &st);
+    cr_assert_eq(st.files_hashed, 0);
+    cr_assert_eq(st.files_cached, NFILES + 30);
+    put_bytes("B.app/Contents/Resources/many/m29/f.bin", "changed", 7);
+    put_bytes("B.app/Contents/Resources/d0/f0.bin", "changed", 7);
+    seal(cache, &again, &st);
+    cr_assert_eq(st.files_hashed, 2);
+    cr_assert_eq(st.files_cached, NFILES + 28);
+    seal(NULL, &full, &st);
+    cr_assert_eq(again.len, full.len);
+    cr_assert_eq(memcmp(again.data, full.data, full.len), 0);
+    sx_buf_free(&first);
+    sx_buf_free(&again);
+    sx_buf_free(&full);
     free(cache);
 }
