@@ -285,7 +285,10 @@ static int send_simple(sxd_host *h, server *s, DKIPCMessageType type, uint64_t o
 
 static void crash_instance(sxd_host *h, instance *in, const char *why);
 
-static int add_props(DKIPCMessage *m, plist_t dict)
+/* Properties cross as STRING key + U64|STRING|BYTES value pairs; a dictionary one level down
+ * (UserClientProperties in a personality) as "Parent/Key" pairs, which the runtime nests again
+ * (DKIPC_CopyProviderProperties). Arrays, deeper dictionaries, reals and dates do not cross. */
+static int add_props_under(DKIPCMessage *m, plist_t dict, const char *parent)
 {
     if (!dict || plist_get_node_type(dict) != PLIST_DICT)
         return 0;
@@ -300,12 +303,18 @@ static int add_props(DKIPCMessage *m, plist_t dict)
         plist_dict_next_item(dict, it, &key, &v);
         if (!key)
             break;
+        char *full = NULL;
+        if (parent ? asprintf(&full, "%s/%s", parent, key) < 0 : !(full = strdup(key))) {
+            free(key);
+            rc = sx_err(SYSEXT_ENOMEM, "out of memory");
+            break;
+        }
         kern_return_t r = kIOReturnSuccess;
         switch (plist_get_node_type(v)) {
         case PLIST_STRING: {
             char *sv = NULL;
             plist_get_string_val(v, &sv);
-            if (sv && (r = DKIPCMessage_AddString(m, key)) == kIOReturnSuccess)
+            if (sv && (r = DKIPCMessage_AddString(m, full)) == kIOReturnSuccess)
                 r = DKIPCMessage_AddString(m, sv);
             free(sv);
             break;
@@ -313,14 +322,14 @@ static int add_props(DKIPCMessage *m, plist_t dict)
         case PLIST_UINT: {
             uint64_t u = 0;
             plist_get_uint_val(v, &u);
-            if ((r = DKIPCMessage_AddString(m, key)) == kIOReturnSuccess)
+            if ((r = DKIPCMessage_AddString(m, full)) == kIOReturnSuccess)
                 r = DKIPCMessage_AddU64(m, u);
             break;
         }
         case PLIST_BOOLEAN: {
             uint8_t b = 0;
             plist_get_bool_val(v, &b);
-            if ((r = DKIPCMessage_AddString(m, key)) == kIOReturnSuccess)
+            if ((r = DKIPCMessage_AddString(m, full)) == kIOReturnSuccess)
                 r = DKIPCMessage_AddU64(m, b ? 1 : 0);
             break;
         }
@@ -328,22 +337,32 @@ static int add_props(DKIPCMessage *m, plist_t dict)
             char *d = NULL;
             uint64_t len = 0;
             plist_get_data_val(v, &d, &len);
-            if ((r = DKIPCMessage_AddString(m, key)) == kIOReturnSuccess)
+            if ((r = DKIPCMessage_AddString(m, full)) == kIOReturnSuccess)
                 r = DKIPCMessage_AddBytes(m, d ? d : "", (size_t)len);
             free(d);
             break;
         }
+        case PLIST_DICT:
+            if (!parent && !strchr(key, '/'))
+                rc = add_props_under(m, v, key);
+            break;
         default:
-            break; /* arrays, dictionaries, reals, dates do not cross */
+            break;
         }
         if (r != kIOReturnSuccess)
-            rc = sx_err(SYSEXT_ELIMIT, "provider property '%s': %s", key, IOReturn_Name(r));
+            rc = sx_err(SYSEXT_ELIMIT, "property '%s': %s", full, IOReturn_Name(r));
+        free(full);
         free(key);
         if (rc < 0)
             break;
     }
     free(it);
     return rc;
+}
+
+static int add_props(DKIPCMessage *m, plist_t dict)
+{
+    return add_props_under(m, dict, NULL);
 }
 
 static server *server_spawn(sxd_host *h, instance *in)
@@ -557,9 +576,16 @@ static void handle_reply(sxd_host *h, server *s, DKIPCMessage *m)
             start_failed(h, in, s, "Create of the provider", m->status);
             return;
         }
+        /* the driver object gets its personality as its properties, as in DriverKit (the
+         * runtime's NewUserClient reads UserClientProperties from them) */
         DKIPCMessage c;
         DKIPCMessage_Init(&c, kDKIPCCreate, in->driver_obj, 0, 0);
-        if (DKIPCMessage_AddString(&c, in->user_class) == kIOReturnSuccess)
+        if (DKIPCMessage_AddString(&c, in->user_class) != kIOReturnSuccess)
+            start_failed(h, in, s, "Create of the driver object (class name)", kIOReturnNoSpace);
+        else if (add_props(&c, in->personality) < 0)
+            start_failed(h, in, s, "Create of the driver object (personality too large)",
+                         kIOReturnNoSpace);
+        else
             (void)send_msg(h, s, &c, OUT_CREATE_DRIVER, in->id, NULL);
         DKIPCMessage_Clear(&c);
         return;

@@ -105,7 +105,38 @@ kern_return_t DKIPC_CopyProviderProperties(const DKIPCMessage *create, OSDiction
             r = kIOReturnNoMemory;
             break;
         }
-        bool ok = OSDictionary_SetObject(d, key, obj);
+        /* "Parent/Key": a value of the nested dictionary Parent (one level, see DKIPC.h) */
+        const char *slash = strchr(key, '/');
+        bool ok;
+        if (slash && slash != key && slash[1] && !strchr(slash + 1, '/')) {
+            char parent[128];
+            size_t plen = (size_t)(slash - key);
+            OSDictionary *sub = NULL;
+            ok = plen < sizeof(parent);
+            if (ok) {
+                memcpy(parent, key, plen);
+                parent[plen] = '\0';
+                sub = OSDynamicCast(OSDictionary, OSDictionary_GetObject(d, parent));
+                if (!sub && OSDictionary_GetObject(d, parent))
+                    ok = false; /* Parent is already a value of another kind */
+            }
+            if (ok && !sub) {
+                OSDictionary *fresh = OSDictionary_WithCapacity(4);
+                ok = fresh && OSDictionary_SetObject(d, parent, (OSObject *)fresh);
+                if (fresh)
+                    OSObject_Release((OSObject *)fresh);
+                sub = ok ? OSDynamicCast(OSDictionary, OSDictionary_GetObject(d, parent)) : NULL;
+                ok = sub != NULL;
+            }
+            ok = ok && OSDictionary_SetObject(sub, slash + 1, obj);
+            if (!ok && plen >= sizeof(parent)) {
+                OSObject_Release(obj);
+                r = kIOReturnBadArgument;
+                break;
+            }
+        } else {
+            ok = OSDictionary_SetObject(d, key, obj);
+        }
         OSObject_Release(obj);
         if (!ok) {
             r = kIOReturnNoMemory;

@@ -91,12 +91,19 @@ static kern_return_t handle(DKIPCObjectTable *table, const DKIPCMessage *msg, DK
         kern_return_t r;
         /* a provider the host announces (IOUserResources, a USB nub, ...), else a driver class */
         DKIPCProviderFactory factory = DKIPC_FindProviderFactory(cls);
-        if (factory)
+        if (factory) {
             r = factory(cls, (DKIPCMessage *)msg, &created);
-        else if (msg->argCount != 1)
-            return kIOReturnBadArgument;
-        else
-            r = IOService_Instantiate(cls, NULL, &created);
+        } else {
+            /* a driver class, with its personality as properties (no descriptors) */
+            OSDictionary *props = NULL;
+            if (msg->fdCount)
+                return kIOReturnBadArgument;
+            if (msg->argCount > 1 && (r = DKIPC_CopyProviderProperties(msg, &props)) != kIOReturnSuccess)
+                return r;
+            r = IOService_Instantiate(cls, props, &created);
+            if (props)
+                OSObject_Release((OSObject *)props);
+        }
         if (r == kIOReturnSuccess && !created)
             r = kIOReturnError;
         if (r != kIOReturnSuccess)

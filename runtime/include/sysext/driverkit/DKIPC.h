@@ -188,7 +188,10 @@ DK_API kern_return_t DKIPC_HandleMessage(DKIPCObjectTable *table, const DKIPCMes
  * the personality names in IOUserClass) builds the provider the host announces: the factory
  * registered for that class name gets the Create message (args: [0] STRING class name, then
  * the nub's properties as pairs STRING key + U64|STRING|BYTES value, then FD arguments, e.g.
- * the device transport) and returns a new IOService (+1) or an error. */
+ * the device transport) and returns a new IOService (+1) or an error. A key "Parent/Key" is Key
+ * of the nested dictionary Parent (one level: how a personality's UserClientProperties cross).
+ * A Create of a driver class carries its personality the same way (no FDs) and the runtime
+ * instantiates the class with it as its properties. */
 typedef kern_return_t (*DKIPCProviderFactory)(const char *className, DKIPCMessage *create, IOService **out);
 /* kIOReturnPortExists if the class already has another factory, kIOReturnNoResources when full. */
 DK_API kern_return_t DKIPC_RegisterProviderFactory(const char *className, DKIPCProviderFactory fn);
