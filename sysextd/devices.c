@@ -252,6 +252,8 @@ void sxd_services_driver_state(void *daemon, uint64_t instance, const char *stat
             in->bundle_id, state, why ? ": " : "", why ? why : "");
     snprintf(in->state, sizeof(in->state), "%s", state);
     set_binding_state(d, in->provider_id, in->category, state);
+    if (!strcmp(state, SXD_DRV_CRASHED))
+        sv->need_reset = true; /* on the next tick, before the host's relaunch is due */
     if (!strcmp(state, SXD_DRV_RUNNING)) {
         if (!in->service_id && add_service_nub(d, in) < 0)
             fprintf(stderr, "sysextd: driver instance %" PRIu64 ": %s\n", instance, sx_errmsg());
@@ -717,8 +719,41 @@ int sxd_services_timeout(sxd_daemon *d)
     return sxd_hotplug_poll(d, false);
 }
 
+/* Fresh device sessions for the instances that crashed (sxd_usb_reset), handed to the host
+ * for their relaunch. Not from the host's callback: this calls back into the host. */
+static void reset_crashed(sxd_daemon *d)
+{
+    sxd_services *sv = d->services;
+    sv->need_reset = false;
+    for (size_t i = 0; i < sv->n_inst; i++) {
+        sxd_instance *in = &sv->inst[i];
+        if (strcmp(in->state, SXD_DRV_CRASHED) || !in->id)
+            continue;
+        /* only once per crash: the host reports STARTING when it relaunches */
+        snprintf(in->state, sizeof(in->state), "%s", "resetting");
+        uint64_t dev = 0;
+        int fd = -1;
+        if (sxd_usb_reset(d, in->provider_id, &dev, &fd) < 0) {
+            fprintf(stderr, "sysextd: driver instance %" PRIu64 ": %s\n", in->id, sx_errmsg());
+            continue;
+        }
+        if (fd < 0)
+            continue;
+        /* every instance on the device (or one of its interfaces) gets the new session */
+        for (size_t k = 0; k < sv->n_inst; k++) {
+            sxd_instance *o = &sv->inst[k];
+            sx_nub *n = o->id ? sx_registry_find(d->registry, o->provider_id) : NULL;
+            if (n && (n->id == dev || (n->parent && n->parent->id == dev)) &&
+                sxd_host_set_provider_fds(d->host, o->id, &fd, 1) < 0)
+                fprintf(stderr, "sysextd: driver instance %" PRIu64 ": %s\n", o->id, sx_errmsg());
+        }
+    }
+}
+
 void sxd_services_tick(sxd_daemon *d)
 {
+    if (d->services && d->services->need_reset)
+        reset_crashed(d);
     if (d->services && d->services->need_rematch && sxd_services_rematch(d) < 0)
         fprintf(stderr, "sysextd: rematch: %s\n", sx_errmsg());
 }

@@ -50,6 +50,7 @@ typedef struct sxd_services {
     size_t n_inst, cap_inst;
     ssize_t launching;    /* index of the instance whose sxd_host_start is running, -1 */
     bool need_rematch;    /* a driver service nub went away: reap it on the next tick */
+    bool need_reset;      /* a driver on an attached device crashed: fresh sessions first */
     bool own_host;        /* the host was created here (freed here) */
     sxd_usbdev *devs[SXD_MAX_DEVICES];
     uint32_t next_location;
@@ -71,6 +72,12 @@ int sxd_usb_parse_url(const char *url, char *host, size_t hostlen, uint16_t *por
 int sxd_usb_parse_hostport(const char *s, char *host, size_t hostlen, uint16_t *port);
 int sxd_usb_attach(struct sxd_daemon *d, const char *url, uint64_t *nub_id);
 int sxd_usb_detach(struct sxd_daemon *d, uint64_t nub_id);
+/* A driver on the device crashed: the USB/IP session it owned is in an unknown state (URBs in
+ * flight, replies unread), so end it and import the device again, like a port reset, and give
+ * the new session to its drivers' next launch: *device_nub is the device's nub, *fd the new
+ * session (borrowed; -1 for a libusb device, which keeps its node). SYSEXT_ENOTFOUND: not an
+ * attached device. */
+int sxd_usb_reset(struct sxd_daemon *d, uint64_t nub_id, uint64_t *device_nub, int *fd);
 int sxd_usb_list(struct sxd_daemon *d, const char *remote, plist_t out);
 void sxd_usb_free_all(struct sxd_daemon *d);
 /* Add a device read by a backend: registry nubs + table entry (fd is taken). */

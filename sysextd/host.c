@@ -817,6 +817,35 @@ void sxd_host_free(sxd_host *h)
     free(h);
 }
 
+int sxd_host_set_provider_fds(sxd_host *h, uint64_t id, const int *fds, size_t n)
+{
+    SX_ASSERT_ARG(h && (fds || !n));
+    instance *in = inst_by_id(h, id);
+    if (!in)
+        return sx_err(SYSEXT_ENOTFOUND, "no driver instance %" PRIu64, id);
+    if (n > DK_IPC_MAX_FDS)
+        return sx_err(SYSEXT_ELIMIT, "%zu provider descriptors, at most %u", n, DK_IPC_MAX_FDS);
+    int *nv = n ? calloc(n, sizeof(int)) : NULL;
+    if (n && !nv)
+        return sx_err(SYSEXT_ENOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        nv[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 3);
+        if (nv[i] < 0) {
+            int e = errno;
+            while (i-- > 0)
+                close(nv[i]);
+            free(nv);
+            return sx_err_errno(SYSEXT_EIO, e, "driver instance %" PRIu64 ": dup", id);
+        }
+    }
+    for (size_t i = 0; i < in->n_fds; i++)
+        close(in->fds[i]);
+    free(in->fds);
+    in->fds = nv;
+    in->n_fds = n;
+    return 0;
+}
+
 size_t sxd_host_fds(sxd_host *h, int *fds, size_t max)
 {
     if (!h || max < 1)

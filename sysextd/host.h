@@ -94,6 +94,10 @@ int sxd_host_next_timeout(sxd_host *h);
  * one_process) the sandboxed server, Create the provider and the driver object in it and
  * send Start. Returns at once with the instance id; the outcome arrives through on_state. */
 int sxd_host_start(sxd_host *h, const sxd_launch *l, const sxd_provider *p, uint64_t *instance);
+/* Replace the descriptors handed to the instance's provider at its next (re)launch, e.g. a
+ * fresh USB/IP session after a crash left the old one in an unknown state. The host dups them;
+ * the old ones are closed. SYSEXT_ENOTFOUND: no such instance. */
+int sxd_host_set_provider_fds(sxd_host *h, uint64_t instance, const int *fds, size_t n);
 /* Stop then Terminate the instance (device removed, extension replaced or uninstalled);
  * the server exits when its last instance is gone. Its user-client sessions are closed. */
 int sxd_host_stop(sxd_host *h, uint64_t instance);

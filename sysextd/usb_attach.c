@@ -17,6 +17,8 @@
  * CMD_SUBMIT is busnum << 16 | devnum). */
 #include "util/common.h"
 
+#include <time.h>
+
 #include <inttypes.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -164,6 +166,8 @@ static void set_usbip_props(plist_t props, const sx_usbip_device *dev)
     sxd_dict_set_uint(props, "USBIPSpeed", dev->speed);
     sxd_dict_set_str(props, "USBIPBusID", dev->busid);
 }
+
+static int remove_device(sxd_daemon *d, size_t slot, const char *why);
 
 static ssize_t dev_slot(sxd_services *sv, uint64_t nub_id)
 {
@@ -314,6 +318,63 @@ fail:
     free(prod);
     free(serial);
     return rc;
+}
+
+/* The attached device whose nub is `nub_id` or one of its interfaces. */
+static ssize_t dev_slot_of_nub(sxd_daemon *d, uint64_t nub_id)
+{
+    ssize_t slot = dev_slot(d->services, nub_id);
+    sx_nub *nub = slot < 0 ? sx_registry_find(d->registry, nub_id) : NULL;
+    if (nub && nub->parent)
+        slot = dev_slot(d->services, nub->parent->id);
+    return slot;
+}
+
+int sxd_usb_reset(sxd_daemon *d, uint64_t nub_id, uint64_t *device_nub, int *fd)
+{
+    ssize_t slot = dev_slot_of_nub(d, nub_id);
+    if (slot < 0)
+        return sx_err(SYSEXT_ENOTFOUND, "no attached device for nub %#" PRIx64, nub_id);
+    sxd_usbdev *u = d->services->devs[slot];
+    *device_nub = u->nub_id;
+    *fd = -1;
+    if (!u->client)
+        return 0; /* libusb: the device node is reopened by nobody else; nothing to renew */
+    char host[256], busid[SX_USBIP_BUSID_LEN + 1];
+    uint16_t port = 0;
+    int rc = sxd_usb_parse_url(u->url, host, sizeof(host), &port, busid, sizeof(busid));
+    if (rc < 0)
+        return rc;
+    /* End the old session everywhere (the host's duplicate too), so the server lets the
+     * device go, then import it again; the server may take a moment to notice. */
+    if (u->watched && d->epfd > 0)
+        epoll_ctl(d->epfd, EPOLL_CTL_DEL, u->fd, NULL);
+    u->watched = false;
+    shutdown(u->fd, SHUT_RDWR);
+    sx_usbip_client_free(u->client);
+    u->client = NULL;
+    u->fd = -1;
+    sx_usbip_client *c = NULL;
+    for (int i = 0; i < 20; i++) {
+        if ((rc = sx_usbip_import(&c, host, port, busid, ATTACH_TIMEOUT_MS)) == 0)
+            break;
+        struct timespec ts = {0, 50 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    if (rc < 0) {
+        sx_err_prefix(rc, "%s: importing again after a driver crash", u->url);
+        return remove_device(d, (size_t)slot, sx_errmsg());
+    }
+    u->client = c;
+    u->fd = sx_usbip_client_fd(c);
+    if (d->epfd > 0) {
+        struct epoll_event ev = {.events = EPOLLRDHUP, .data.u64 = SXD_TAG_DEVICE0 + (uint64_t)slot};
+        u->watched = epoll_ctl(d->epfd, EPOLL_CTL_ADD, u->fd, &ev) == 0;
+    }
+    fprintf(stderr, "sysextd: device %#" PRIx64 " (%s): new USB/IP session after a driver crash\n",
+            u->nub_id, u->url);
+    *fd = u->fd;
+    return 0;
 }
 
 static int remove_device(sxd_daemon *d, size_t slot, const char *why)

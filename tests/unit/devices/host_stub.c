@@ -131,6 +131,17 @@ int sxd_host_stop(sxd_host *h, uint64_t instance)
     return sx_err(SYSEXT_ENOTFOUND, "no instance %" PRIu64, instance);
 }
 
+int sxd_host_set_provider_fds(sxd_host *h, uint64_t instance, const int *fds, size_t n)
+{
+    (void)fds;
+    for (size_t i = 0; i < h->n; i++)
+        if (h->v[i].id == instance) {
+            logf_("provider-fds id=%" PRIu64 " n=%zu\n", instance, n);
+            return 0;
+        }
+    return sx_err(SYSEXT_ENOTFOUND, "no instance %" PRIu64, instance);
+}
+
 int sxd_host_stop_bundle(sxd_host *h, const char *bundle_id)
 {
     logf_("stop-bundle %s\n", bundle_id);

@@ -11,6 +11,8 @@
 
 #include <plist/plist.h>
 
+#include <json-c/json.h>
+
 #include "sysext/device.h"
 #include "sysext/ioreg.h"
 #include "sysextd/proto.h"
@@ -418,4 +420,64 @@ Test(devices, usb_hotplug_registers_and_the_daemon_keeps_serving)
         free(text);
     }
     cr_assert_eq(kill(e_pid, 0), 0);
+}
+
+/* The driver of a device, from `sysextctl list --json`: its pid, restarts and state. */
+static bool driver_info(pid_t *pid, uint64_t *restarts, char *state, size_t statelen)
+{
+    char *text = NULL;
+    cr_assert_eq(sysext_admin_list(e_sock, SYSEXT_OUTPUT_JSON, &text), 0, "%s", sysext_last_error());
+    json_object *o = json_tokener_parse(text);
+    free(text);
+    json_object *drv = NULL;
+    bool ok = o && json_object_object_get_ex(o, "drivers", &drv) && json_object_array_length(drv) == 1;
+    if (ok) {
+        json_object *e = json_object_array_get_idx(drv, 0), *v = NULL;
+        json_object_object_get_ex(e, "pid", &v);
+        *pid = (pid_t)json_object_get_int64(v);
+        json_object_object_get_ex(e, "restarts", &v);
+        *restarts = (uint64_t)json_object_get_int64(v);
+        json_object_object_get_ex(e, "state", &v);
+        snprintf(state, statelen, "%s", json_object_get_string(v) ? json_object_get_string(v) : "");
+    }
+    json_object_put(o);
+    return ok;
+}
+
+/* A driver that crashes is relaunched on its device; the daemon serves on. */
+Test(devices, a_crashed_driver_is_relaunched_and_the_daemon_serves_on)
+{
+    vusb_start(NULL);
+    d_start();
+    activate(app_with_dext("1.0", "1", SENSOR_IFACE_PERSONALITY), NULL);
+    cr_assert_eq(sysext_device_attach(e_sock, url("1-1"), NULL), 0, "%s", sysext_last_error());
+    cr_assert(wait_service(1, true), "the driver did not start");
+    pid_t pid = 0;
+    uint64_t restarts = 0;
+    char state[32];
+    cr_assert(driver_info(&pid, &restarts, state, sizeof(state)));
+    cr_assert_str_eq(state, "running");
+    cr_assert_eq(restarts, 0);
+    cr_assert_gt(pid, 1);
+    cr_assert_eq(kill(pid, SIGSEGV), 0);
+    /* crashed, then relaunched by the host after its backoff: a new process, running */
+    pid_t pid2 = pid;
+    bool back = false;
+    for (int i = 0; i < 500 && !back; i++) {
+        h_sleep_ms(10);
+        back = driver_info(&pid2, &restarts, state, sizeof(state)) && !strcmp(state, "running") &&
+               pid2 != pid;
+    }
+    cr_assert(back, "not relaunched: state %s, pid %d (was %d)", state, (int)pid2, (int)pid);
+    cr_assert_eq(restarts, 1);
+    cr_assert(wait_service(1, true), "the relaunched driver has no service nub");
+    uint8_t *log = NULL;
+    size_t len = 0;
+    cr_assert_eq(sx_read_file(e_log, 1u << 20, &log, &len), 0);
+    cr_assert(memmem(log, len, "exited with signal 11", 21), "%.*s", (int)len, (char *)log);
+    free(log);
+    cr_assert_eq(kill(e_pid, 0), 0);
+    char *text = e_list();
+    cr_assert(strstr(text, "activated enabled"), "%s", text);
+    free(text);
 }
