@@ -239,3 +239,36 @@ Test(docs, systemd_units_verify)
         cr_expect_not_null(strstr(unit, must[i]), "sysextd.service lacks %s", must[i]);
     free(unit);
 }
+
+/* Every option sysextd's --help names is described in sysextd(8). */
+Test(docs, sysextd_man_page_has_every_option)
+{
+    int st = 0;
+    char *help = pkg_capture(&st, "'%s/sysextd/sysextd' --help", SYSEXT_BINARY_DIR);
+    cr_assert_eq(st, 0, "%s", help);
+    char *man = pkg_read(SYSEXT_SOURCE_DIR "/docs/man/sysextd.8");
+    size_t n = 0;
+    for (const char *p = help; (p = strstr(p, "--")); p += 2) {
+        char opt[64], roff[160];
+        size_t k = 0;
+        for (const char *q = p + 2; (*q == '-' || (*q >= 'a' && *q <= 'z')) && k + 1 < sizeof(opt); q++)
+            opt[k++] = *q;
+        opt[k] = '\0';
+        if (!k)
+            continue;
+        /* roff escapes every hyphen: --grace-period is \-\-grace\-period */
+        size_t r = 0;
+        r += (size_t)snprintf(roff + r, sizeof(roff) - r, "\\-\\-");
+        for (size_t i = 0; i < k && r + 3 < sizeof(roff); i++) {
+            if (opt[i] == '-')
+                roff[r++] = '\\';
+            roff[r++] = opt[i];
+        }
+        roff[r] = '\0';
+        cr_expect_not_null(strstr(man, roff), "sysextd(8) does not describe --%s", opt);
+        n++;
+    }
+    cr_expect_geq(n, 12u, "sysextd --help named only %zu options", n);
+    free(help);
+    free(man);
+}
