@@ -52,7 +52,10 @@ typedef enum sysext_replacement_action {
     SYSEXT_REPLACEMENT_REPLACE = 1,
 } sysext_replacement_action;
 
-/** OSSystemExtensionRequestResult. */
+/** OSSystemExtensionRequestResult. sysext's daemon finishes every request with COMPLETED: an old
+ * version's drivers always end (Stop, then SIGKILL after the host's reply timeout) and its copy is
+ * removed at once, so nothing waits for a reboot. WILL_COMPLETE_AFTER_REBOOT is kept so code written
+ * for Apple's API handles it. */
 typedef enum sysext_request_result {
     SYSEXT_REQUEST_COMPLETED = 0,
     SYSEXT_REQUEST_WILL_COMPLETE_AFTER_REBOOT = 1,
