@@ -75,8 +75,9 @@ int sxd_seccomp_stage1(struct sock_filter **out, size_t *count)
         (rc = add(ctx, SCMP_ACT_ERRNO(ENOSYS), "clone3", 0, NULL)) < 0)
         goto out;
     /* only itself: the child patches its pid over the placeholder */
-    struct scmp_arg_cmp self = SCMP_A0(SCMP_CMP_EQ, SXD_SECCOMP_PID_PLACEHOLDER);
-    struct scmp_arg_cmp zero = SCMP_A0(SCMP_CMP_EQ, 0);
+    /* spelled out: libseccomp's SCMP_A0 leaves datum_b out, which clang refuses with -Werror */
+    struct scmp_arg_cmp self = {.arg = 0, .op = SCMP_CMP_EQ, .datum_a = SXD_SECCOMP_PID_PLACEHOLDER, .datum_b = 0};
+    struct scmp_arg_cmp zero = {.arg = 0, .op = SCMP_CMP_EQ, .datum_a = 0, .datum_b = 0};
     if ((rc = add(ctx, SCMP_ACT_ALLOW, "kill", 1, &self)) < 0 ||
         (rc = add(ctx, SCMP_ACT_ALLOW, "tgkill", 1, &self)) < 0 ||
         (rc = add(ctx, SCMP_ACT_ALLOW, "rt_tgsigqueueinfo", 1, &self)) < 0 ||
