@@ -219,12 +219,12 @@ int main(int argc, char **argv)
     pid_t vpid = start_vusb(&port);
     static sxd_daemon d;
     double *a = calloc(iters, sizeof(double)), *b = calloc(iters, sizeof(double)),
-           *c = calloc(iters, sizeof(double));
+           *c = calloc(iters, sizeof(double)), *q = calloc(iters, sizeof(double));
     int saved_err = -1;
     char url[128];
     snprintf(url, sizeof(url), "usbip://127.0.0.1:%u/1-1", port);
     d.services = calloc(1, sizeof(*d.services));
-    if (vpid < 0 || !a || !b || !c || !d.services)
+    if (vpid < 0 || !a || !b || !c || !q || !d.services)
         goto out;
     sx_personality_set_init(&d.services->set);
     d.services->launching = -1;
@@ -269,6 +269,7 @@ int main(int argc, char **argv)
             dprintf(saved_err, "bench_device_attach: attach: %s\n", sx_errmsg());
             break;
         }
+        q[i] = now_us() - t0; /* sxd_host_start returned: the start is requested */
         if (!g_inst) {
             dprintf(saved_err, "bench_device_attach: round %u: no driver started\n", i);
             break;
@@ -289,10 +290,12 @@ int main(int argc, char **argv)
     dup2(saved_err, 2);
     close(saved_err);
     if (rc == 0) {
-        double ma = median(a, iters), mb = median(b, iters), mc = median(c, iters);
+        double ma = median(a, iters), mb = median(b, iters), mc = median(c, iters),
+               mq = median(q, iters);
         printf("device attach -> driver RUNNING, median of %u rounds (interleaved):\n", iters);
         printf("  baseline bare USB/IP import                 %8.0f us (p90 %.0f)\n", mb, p90(b, iters));
         printf("  baseline fork+exec driver, one answer       %8.0f us (p90 %.0f)\n", mc, p90(c, iters));
+        printf("  sxd_usb_attach returned (start requested)   %8.0f us (p90 %.0f)\n", mq, p90(q, iters));
         printf("  sxd_usb_attach -> RUNNING (sandboxed)       %8.0f us (p90 %.0f)\n", ma, p90(a, iters));
         printf("ratio attach/import: %.2fx\n", ma / mb);
         printf("ratio attach/fork+exec: %.2fx\n", ma / mc);
@@ -302,6 +305,7 @@ out:
     free(a);
     free(b);
     free(c);
+    free(q);
     if (d.services)
         sxd_services_stop(&d);
     if (vpid > 0) {
