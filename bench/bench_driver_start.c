@@ -11,16 +11,15 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-#include <sysext/driverkit/DKIPC.h>
-
 #include "sysextd/host.h"
 #include "util/fs.h"
+
+#include "drv_baseline.h"
 
 static const char *last_state;
 static uint64_t last_inst;
@@ -114,46 +113,6 @@ static int host_once(sxd_host *h, const char *bundle, const char *exe, double *o
     return 0;
 }
 
-/* fork + exec, fds 3/4 a socketpair, one Create answered */
-static int baseline_once(const char *exe, double *out)
-{
-    {
-        int a[2], b[2];
-        double t0 = now_us();
-        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, a) < 0 ||
-            socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, b) < 0)
-            return -1;
-        pid_t pid = fork();
-        if (pid == 0) {
-            dup2(a[1], 3);
-            dup2(b[1], 4);
-            char *argv[] = {(char *)exe, NULL};
-            char *envp[] = {NULL};
-            execve(exe, argv, envp);
-            _exit(127);
-        }
-        close(a[1]);
-        close(b[1]);
-        DKIPCMessage m, r;
-        DKIPCMessage_Init(&m, kDKIPCCreate, 0x1000, 0, 1);
-        DKIPCMessage_AddString(&m, "IOUserResources");
-        kern_return_t kr = DKIPC_Send(a[0], &m);
-        DKIPCMessage_Clear(&m);
-        if (kr == kIOReturnSuccess)
-            kr = DKIPC_Recv(a[0], NULL, &r, NULL);
-        if (kr != kIOReturnSuccess || r.status != kIOReturnSuccess) {
-            fprintf(stderr, "bench_driver_start: baseline driver did not answer\n");
-            return -1;
-        }
-        DKIPCMessage_Clear(&r);
-        *out = now_us() - t0;
-        close(a[0]);
-        close(b[0]);
-        waitpid(pid, NULL, 0);
-    }
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
     int rounds = argc > 1 ? atoi(argv[1]) : 40;
@@ -185,7 +144,7 @@ int main(int argc, char **argv)
     bool ok = base && host && bare && hs && hb;
     /* interleaved, so a change of the machine's load hits all three alike */
     for (int i = 0; ok && i < rounds; i++)
-        ok = baseline_once(exe, &base[i]) == 0 && host_once(hs, bundle, exe, &host[i]) == 0 &&
+        ok = sx_bench_fork_exec_once(exe, &base[i]) == 0 && host_once(hs, bundle, exe, &host[i]) == 0 &&
              host_once(hb, bundle, exe, &bare[i]) == 0;
     if (ok) {
         double mb = median(base, rounds), mh = median(host, rounds), mn = median(bare, rounds);
