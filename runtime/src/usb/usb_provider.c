@@ -14,7 +14,7 @@
  * leaves USB/IP nubs unmarked: their Create has no argument to spare) or "usbip" for the USB/IP
  * connection above, "usbfs" for a real device whose usbfs node sysextd opened
  * (sysextd/hotplug.c). For usbfs the factory wraps
- * the descriptor with libusb (a context with device discovery off, LIBUSB_OPTION_NO_DEVICE_
+ * the descriptor with libusb (a context of its own with device discovery off, LIBUSB_OPTION_NO_DEVICE_
  * DISCOVERY: libusb opens nothing; libusb_wrap_sys_device only reads the descriptors and
  * issues ioctls on the fd it is given), builds the libusb transport over it and then takes
  * the same IOUSBHostDevice_HostCreate / HostCreateInterface path; for an interface it claims
@@ -44,7 +44,9 @@
 
 typedef struct usb_session {
     sx_usbip_client *client; /* USB/IP, or */
-    sx_libusb_dev *ldev;     /* usbfs through libusb (over lfd) */
+    sx_libusb *lusb;         /* usbfs: its own libusb context (no discovery; its events are
+                              * handled only by this device's event thread), */
+    sx_libusb_dev *ldev;     /* the wrapped device (over lfd) */
     int lfd;
     sx_usb_transport transport;
     IOUSBHostDevice *device;
@@ -52,7 +54,6 @@ typedef struct usb_session {
 
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static usb_session g_sessions[8];
-static sx_libusb *g_usb; /* the process's libusb context (no discovery), made on first use */
 
 static bool arg_key(const DKIPCArg *a, const char *key)
 {
@@ -155,6 +156,7 @@ static void session_end(usb_session *s)
     sx_libusb_dev_free(s->ldev); /* before closing the fd it wraps */
     if (s->ldev)
         close(s->lfd);
+    sx_libusb_free(s->lusb);
     memset(s, 0, sizeof(*s));
 }
 
@@ -162,7 +164,7 @@ static void session_end(usb_session *s)
 static usb_session *session_slot(void)
 {
     for (size_t i = 0; i < SX_ARRAY_SIZE(g_sessions); i++)
-        if (!g_sessions[i].client && !g_sessions[i].ldev)
+        if (!g_sessions[i].client && !g_sessions[i].lusb)
             return &g_sessions[i];
     return NULL;
 }
@@ -191,25 +193,25 @@ static kern_return_t usbfs_device(DKIPCMessage *m, int number, IOUSBHostDevice *
         r = kIOReturnNoResources;
         goto out;
     }
-    if (!g_usb) {
-        int e = sx_libusb_new(&g_usb, SX_LIBUSB_NO_DISCOVERY);
-        if (e < 0) {
-            fprintf(stderr, "usb provider: %s\n", sx_errmsg());
-            g_usb = NULL;
-            r = e == SYSEXT_ENOMEM ? kIOReturnNoMemory : kIOReturnError;
-            goto out;
-        }
+    int e = sx_libusb_new(&s->lusb, SX_LIBUSB_NO_DISCOVERY);
+    if (e < 0) {
+        fprintf(stderr, "usb provider: usbfs device: %s\n", sx_errmsg());
+        s->lusb = NULL;
+        r = e == SYSEXT_ENOMEM ? kIOReturnNoMemory : kIOReturnError;
+        goto out;
     }
     int own = fcntl(fd, F_DUPFD_CLOEXEC, 3); /* the message closes its copy */
     if (own < 0) {
+        session_end(s);
         r = kIOReturnNoResources;
         goto out;
     }
-    int e = sx_libusb_wrap(g_usb, own, &s->ldev);
+    e = sx_libusb_wrap(s->lusb, own, &s->ldev);
     if (e < 0) {
         fprintf(stderr, "usb provider: usbfs device: %s\n", sx_errmsg());
         s->ldev = NULL;
         close(own);
+        session_end(s); /* leaves the thread's error message as it is */
         r = kr_of_wrap(e);
         goto out;
     }
@@ -324,10 +326,8 @@ void rt_usb_provider_reset(void)
     pthread_mutex_lock(&g_lock);
     for (size_t i = 0; i < SX_ARRAY_SIZE(g_sessions); i++) {
         usb_session *s = &g_sessions[i];
-        if (s->client || s->ldev)
+        if (s->client || s->lusb)
             session_end(s);
     }
-    sx_libusb_free(g_usb);
-    g_usb = NULL;
     pthread_mutex_unlock(&g_lock);
 }

@@ -238,8 +238,8 @@ Test(provider, usbip_marker_takes_the_usbip_path)
 /* A usbfs Create whose FD is not a usbfs node (no USB here): the factory wraps it with libusb
  * (discovery off), libusb_wrap_sys_device refuses it (LIBUSB_ERROR_IO: USBDEVFS_CONNECTINFO
  * fails) and the Create fails with kIOReturnNoDevice, the libusb error on stderr and in
- * sx_errmsg, and the factory's duplicate of the fd closed (counted once the provider's libusb
- * context is freed too). */
+ * sx_errmsg, and the factory's duplicate of the fd and the session's libusb context (epoll,
+ * eventfd, timerfd) closed at once. */
 static void refuse_non_usbfs(const char *cls, int number, int fd)
 {
     size_t before = open_fds();
@@ -257,8 +257,8 @@ static void refuse_non_usbfs(const char *cls, int number, int fd)
     cr_assert(strstr(err, "usb provider: usbfs device: "), "stderr: %s", err);
     cr_assert(strstr(err, "libusb_wrap_sys_device(fd "), "stderr: %s", err);
     cr_assert(strstr(err, "LIBUSB_ERROR_IO"), "stderr: %s", err);
-    rt_usb_provider_reset(); /* frees the process's libusb context (its eventfd, timerfd) */
-    cr_assert_eq(open_fds(), before, "the factory's duplicate of the fd is closed");
+    cr_assert_eq(open_fds(), before,
+                 "the factory's duplicate of the fd and its libusb context are gone");
 }
 
 Test(provider, usbfs_create_reaches_the_wrap_call)
