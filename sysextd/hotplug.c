@@ -3,7 +3,9 @@
  * the device descriptor and the configuration descriptors from it (usbfs returns them raw,
  * device descriptor first; the first configuration is taken as the active one), publishes the
  * nubs and hands the open descriptor to the matched driver, which wraps it
- * (libusb_wrap_sys_device, discovery off): the driver never opens device nodes itself. On
+ * (libusb_wrap_sys_device, discovery off): the driver never opens device nodes itself. The
+ * nubs carry SysextTransport = "usbfs" (set by sxd_usb_add for a device without a USB/IP
+ * client), which tells the driver's provider factory to wrap the FD with libusb. On
  * removal the device's drivers are stopped and its nubs terminated. */
 #include "util/common.h"
 

@@ -13,7 +13,8 @@
  * session on detach (shutdown(2) reaches the driver's duplicate too).
  *
  * The nubs carry USBIPBusNum, USBIPDevNum, USBIPSpeed and USBIPBusID besides the registry
- * properties, so the driver process can build its client on the descriptor (the devid of every
+ * properties (the real devices hotplug.c publishes through sxd_usb_add carry SysextTransport =
+ * "usbfs" instead), so the driver process can build its client on the descriptor (the devid of every
  * CMD_SUBMIT is busnum << 16 | devnum). */
 #include "util/common.h"
 
@@ -225,6 +226,15 @@ int sxd_usb_add(sxd_daemon *d, const sx_usb_device_info *info, const char *url,
         return sx_err_prefix(rc, "%s", url);
     }
     u->nub_id = nub->id;
+    /* Without a USB/IP client the FD is the usbfs node hotplug.c opened: tell the driver's
+     * provider factory (runtime/src/usb/usb_provider.c) to wrap it with libusb. Set before the
+     * rematch sends a Create. USB/IP nubs stay unmarked: their Create already fills the 32
+     * arguments of a DKIPC message (the factory reads a missing marker as USB/IP). */
+    if (!client) {
+        sxd_dict_set_str(nub->props, "SysextTransport", "usbfs");
+        for (size_t i = 0; i < nub->n_children; i++)
+            sxd_dict_set_str(nub->children[i]->props, "SysextTransport", "usbfs");
+    }
     if (client) {
         const sx_usbip_device *dev = sx_usbip_client_device(client);
         set_usbip_props(nub->props, dev);
