@@ -75,8 +75,8 @@ int sxd_usb_detach(struct sxd_daemon *d, uint64_t nub_id);
 /* A driver on the device crashed: the USB/IP session it owned is in an unknown state (URBs in
  * flight, replies unread), so end it and import the device again, like a port reset, and give
  * the new session to its drivers' next launch: *device_nub is the device's nub, *fd the new
- * session (borrowed; -1 for a libusb device, which keeps its node). SYSEXT_ENOTFOUND: not an
- * attached device. */
+ * session (borrowed): a new USB/IP import, or the usbfs node opened again. SYSEXT_ENOTFOUND:
+ * not an attached device. */
 int sxd_usb_reset(struct sxd_daemon *d, uint64_t nub_id, uint64_t *device_nub, int *fd);
 int sxd_usb_list(struct sxd_daemon *d, const char *remote, plist_t out);
 void sxd_usb_free_all(struct sxd_daemon *d);

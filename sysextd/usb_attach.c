@@ -28,6 +28,7 @@
 #include "sysextd/daemon.h"
 #include "sysextd/devices.h"
 #include "sysextd/proto.h"
+#include "usb/libusb_backend.h"
 #include "usb/usbip_client.h"
 
 #define ATTACH_TIMEOUT_MS 2000
@@ -348,8 +349,30 @@ int sxd_usb_reset(sxd_daemon *d, uint64_t nub_id, uint64_t *device_nub, int *fd)
     sxd_usbdev *u = d->services->devs[slot];
     *device_nub = u->nub_id;
     *fd = -1;
-    if (!u->client)
-        return 0; /* libusb: the device node is reopened by nobody else; nothing to renew */
+    if (!u->client) {
+        /* usbfs: the dead driver's open file still holds its claims and URBs; a fresh open of
+         * the node gives the relaunch a clean one (the old descriptor closes with the host's) */
+        unsigned bus = 0, addr = 0;
+        int nfd = -1;
+        if (sscanf(u->url, "usb:%u-%u", &bus, &addr) != 2 || bus > 255 || addr > 255)
+            return sx_err(SYSEXT_EINVAL, "%s: not a usb:BUS-ADDRESS device", u->url);
+        int rc = sx_libusb_open_device_fd((uint8_t)bus, (uint8_t)addr, &nfd);
+        if (rc < 0) {
+            sx_err_prefix(rc, "%s: reopening after a driver crash", u->url);
+            return remove_device(d, (size_t)slot, sx_errmsg());
+        }
+        if (u->watched && d->epfd > 0)
+            epoll_ctl(d->epfd, EPOLL_CTL_DEL, u->fd, NULL);
+        u->watched = false;
+        close(u->fd);
+        u->fd = nfd;
+        if (d->epfd > 0) {
+            struct epoll_event ev = {.events = EPOLLRDHUP, .data.u64 = SXD_TAG_DEVICE0 + (uint64_t)slot};
+            u->watched = epoll_ctl(d->epfd, EPOLL_CTL_ADD, u->fd, &ev) == 0;
+        }
+        *fd = u->fd;
+        return 0;
+    }
     char host[256], busid[SX_USBIP_BUSID_LEN + 1];
     uint16_t port = 0;
     int rc = sxd_usb_parse_url(u->url, host, sizeof(host), &port, busid, sizeof(busid));
