@@ -343,6 +343,13 @@ static int start_one(sxd_daemon *d, const change *ch)
     if (!p || !x || !nub)
         return sx_err(SYSEXT_ENOTFOUND, "%s/%s on nub %#" PRIx64 ": gone before its start",
                       ch->bundle_id, ch->personality, ch->nub);
+    char why[256];
+    if (!sxd_transport_entitled(x->staged_path, nub, why, sizeof(why))) {
+        fprintf(stderr, "sysextd: not starting %s (%s) on nub %#" PRIx64 ": %s\n", ch->bundle_id,
+                ch->personality, ch->nub, why);
+        set_binding_state(d, ch->nub, ch->category, SXD_DRV_START_FAILED);
+        return 0;
+    }
     if (sv->n_inst == sv->cap_inst) {
         size_t cap = sv->cap_inst ? sv->cap_inst * 2 : 8;
         sxd_instance *nv = reallocarray(sv->inst, cap, sizeof(*nv));

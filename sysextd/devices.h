@@ -72,6 +72,9 @@ int sxd_usb_parse_url(const char *url, char *host, size_t hostlen, uint16_t *por
 int sxd_usb_parse_hostport(const char *s, char *host, size_t hostlen, uint16_t *port);
 int sxd_usb_attach(struct sxd_daemon *d, const char *url, uint64_t *nub_id);
 int sxd_usb_detach(struct sxd_daemon *d, uint64_t nub_id);
+/* transport_ents.c: 1 when the staged dext's transport entitlement covers the device of `nub`
+ * (or the nub needs none), 0 with the reason in `why` otherwise. */
+int sxd_transport_entitled(const char *staged_path, const struct sx_nub *nub, char *why, size_t whylen);
 /* A driver on the device crashed: the USB/IP session it owned is in an unknown state (URBs in
  * flight, replies unread), so end it and import the device again, like a port reset, and give
  * the new session to its drivers' next launch: *device_nub is the device's nub, *fd the new

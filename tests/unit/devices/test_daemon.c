@@ -70,6 +70,14 @@ static const char *url(const char *busid)
     return u;
 }
 
+#define USB_ENTS(vendor)                                                                           \
+    "<?xml version=\"1.0\"?><plist version=\"1.0\"><dict>"                                        \
+    "<key>com.apple.developer.driverkit</key><true/>"                                              \
+    "<key>com.apple.developer.driverkit.transport.usb</key><array><dict><key>idVendor</key>"       \
+    vendor "</dict></array></dict></plist>"
+
+static const char *g_ents = NULL; /* the dext's entitlements; NULL: the sensor's vendor */
+
 /* A signed dext (version sv/v) with `personalities` in its Info.plist and the sample driver
  * of that version as its executable, in its own app. */
 static const char *app_with_dext(const char *sv, const char *v, const char *personalities)
@@ -82,7 +90,8 @@ static const char *app_with_dext(const char *sv, const char *v, const char *pers
     e_info(f, EXT1, "drv", "DEXT", sv, v, personalities);
     snprintf(f, sizeof(f), "%s/drv", dext);
     cr_assert_eq(sx_copy_tree(strcmp(v, "1") ? DRIVER_V2 : DRIVER_V1, f), 0, "%s", sx_errmsg());
-    cr_assert_eq(e_sign(dext, P("a.p12"), P("ents/dext.plist")), 0, "%s", sx_errmsg());
+    e_write(P("ents/usb.plist"), g_ents ? g_ents : USB_ENTS("<integer>4617</integer>"), 0644);
+    cr_assert_eq(e_sign(dext, P("a.p12"), P("ents/usb.plist")), 0, "%s", sx_errmsg());
     const char *exts[] = {dext, NULL};
     return e_make_app("Applications/Host.app", "com.example.host", P("a.p12"),
                       P("ents/app.plist"), exts);
@@ -480,4 +489,33 @@ Test(devices, a_crashed_driver_is_relaunched_and_the_daemon_serves_on)
     char *text = e_list();
     cr_assert(strstr(text, "activated enabled"), "%s", text);
     free(text);
+}
+
+/* transport.usb is a filter on the real device: a dext entitled for another vendor matches
+ * by its personality but is not started ("Entitlements check failed"); "*" covers any. */
+Test(devices, transport_entitlement_filters_the_device)
+{
+    vusb_start(NULL);
+    d_start();
+    g_ents = USB_ENTS("<integer>1234</integer>");
+    activate(app_with_dext("1.0", "1", SENSOR_IFACE_PERSONALITY), NULL);
+    cr_assert_eq(sysext_device_attach(e_sock, url("1-1"), NULL), 0, "%s", sysext_last_error());
+    plist_t reg = registry();
+    plist_t ifc = find_entry(plist_dict_get_item(reg, "IORegistryRoot"), "IOUSBHostInterface",
+                             "bInterfaceNumber", 0);
+    cr_assert_not_null(ifc);
+    cr_assert_str_eq(driver_state(ifc), "start-failed");
+    plist_free(reg);
+    cr_assert_eq(running_drivers(), 0);
+    uint8_t *log = NULL;
+    size_t len = 0;
+    cr_assert_eq(sx_read_file(e_log, 1u << 20, &log, &len), 0);
+    cr_assert(memmem(log, len, "Entitlements check failed", 25), "%.*s", (int)len, (char *)log);
+    free(log);
+
+    /* the development wildcard: any device */
+    g_ents = USB_ENTS("<string>*</string>");
+    activate(app_with_dext("2.0", "2", SENSOR_IFACE_PERSONALITY), "replace");
+    cr_assert(wait_service(0, true), "a dext with idVendor \"*\" did not start");
+    g_ents = NULL;
 }
