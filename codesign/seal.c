@@ -4,6 +4,7 @@
 #include "codesign/seal.h"
 #include "codesign/hash.h"
 #include "codesign/seal_internal.h"
+#include "codesign/phase.h"
 #include "util/fs.h"
 #include "util/hex.h"
 
@@ -32,6 +33,7 @@ typedef struct walk_item {
     int dirfd;               /* its directory, kept open by the walker, or -1 */
     const char *name;        /* its last component (points into rel) */
     char *link;              /* W_LINK: target */
+    size_t sa;               /* W_FILE: its stat-ahead index, SIZE_MAX when none */
 } walk_item;
 
 typedef struct walker {
@@ -43,6 +45,7 @@ typedef struct walker {
     /* Directory fds kept open for the hashers (openat/fstatat by name: no path lookup). */
     int *fds;
     size_t nfds, capfds, maxfds;
+    sx_hash_prefetch *pf;      /* stat-ahead of the files the cache may know; may be NULL */
 } walker;
 
 static void walker_free(walker *w)
@@ -95,6 +98,7 @@ static int walker_push(walker *w, walk_item **out)
     *out = &w->v[w->n++];
     memset(*out, 0, sizeof(**out));
     (*out)->dirfd = -1;
+    (*out)->sa = SIZE_MAX;
     return 0;
 }
 
@@ -249,6 +253,8 @@ static int walk_dir(walker *w, int dfd, const char *prefix, bool in_r2, unsigned
                 keep_tried = true;
             }
             it->dirfd = keep;
+            if (keep >= 0)
+                it->sa = sx_hash_prefetch_push(w->pf, keep, it->name, it->rel);
         } else if (dtype == DT_LNK) {
             it->type = W_LINK;
             char buf[PATH_MAX];
@@ -371,13 +377,18 @@ int sx_seal_build(const sx_seal_options *o, sx_buf *xml_out)
         (rc = sx_seal_rules_compile(&rs1, "template", "rules")) < 0)
         goto out;
 
+    sx_cs_phase("seal: rules");
     if (o->cache_path)
         pf = sx_hash_prefetch_start(o->cache_path);
     w.what = base;
     w.rs2 = &rs2;
     w.rs1 = &rs1;
+    w.pf = pf;
     if ((rc = walk_base(&w, base)) < 0)
         goto out;
+    sx_cs_phase("seal: walk");
+    sx_hash_prefetch_walk_done(pf);
+    sx_cs_phase("seal: stat-ahead drain");
 
     e2 = calloc(w.n ? w.n : 1, sizeof(*e2));
     e1 = calloc(w.n ? w.n : 1, sizeof(*e1));
@@ -417,6 +428,8 @@ int sx_seal_build(const sx_seal_options *o, sx_buf *xml_out)
                 j->dirfd = it->dirfd;
                 j->name = it->name;
             }
+            if (it->sa != SIZE_MAX)
+                (void)sx_hash_prefetch_stat(pf, it->sa, j);
             job = njobs++;
         }
         if (v2) {
@@ -468,8 +481,10 @@ int sx_seal_build(const sx_seal_options *o, sx_buf *xml_out)
         free(abs);
     }
 
+    sx_cs_phase("seal: classify + nested");
     if ((rc = sx_hash_jobs_run_prefetched(jobs, njobs, o->threads, o->cache_path, pf, &hs)) < 0)
         goto out;
+    sx_cs_phase("seal: hash jobs");
 
     /* The walk's order is byte order except where a name is a prefix of a sibling's followed
      * by a byte below '/' ("a/x" before "a.txt"): sort only then. */
@@ -566,9 +581,12 @@ int sx_seal_build(const sx_seal_options *o, sx_buf *xml_out)
             rc = sx_xml_tag(xml_out, 2, "</dict>");
     }
     if (rc < 0 || (n2 && (rc = sx_xml_tag(xml_out, 1, "</dict>")) < 0) ||
-        (rc = sx_buf_append(xml_out, xml + head, xml_len - head)) < 0 ||
-        (rc = sx_hash_prefetch_finish(pf)) < 0)
+        (rc = sx_buf_append(xml_out, xml + head, xml_len - head)) < 0)
         goto out;
+    sx_cs_phase("seal: xml");
+    if ((rc = sx_hash_prefetch_finish(pf)) < 0)
+        goto out;
+    sx_cs_phase("seal: cache save wait");
     if (o->stats) {
         o->stats->files = nfiles;
         o->stats->symlinks = nlinks;
@@ -594,6 +612,7 @@ out:
     sx_seal_rules_free(&rs1);
     sx_seal_rules_free(&rs2);
     free(base);
+    sx_cs_phase("seal: cleanup");
     return rc;
 }
 

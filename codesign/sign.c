@@ -19,6 +19,7 @@
 #include "codesign/requirement.h"
 #include "codesign/seal.h"
 #include "codesign/sign_internal.h"
+#include "codesign/phase.h"
 #include "sysext/codesign.h"
 #include "util/fs.h"
 #include "util/hex.h"
@@ -231,6 +232,7 @@ int sx_sign_bundle(const char *path, const sysext_sign_options *o)
 
     if (!o->adhoc && !o->identity)
         return sx_err(SYSEXT_EINVAL, "an identity or --adhoc is required");
+    sx_cs_phase(NULL);
     r = sx_bundle_open_any(path, &b);
     if (r < 0)
         goto out;
@@ -270,6 +272,7 @@ int sx_sign_bundle(const char *path, const sysext_sign_options *o)
         r = sx_err(SYSEXT_EIO, "%s: cannot set up the incremental hash cache", path);
         goto out;
     }
+    sx_cs_phase("open bundle + identity");
     sx_seal_options so = {
         .bundle_path = b->path,
         .flat = b->flat,
@@ -280,6 +283,7 @@ int sx_sign_bundle(const char *path, const sysext_sign_options *o)
     };
     if ((r = sx_seal_build(&so, &seal)) < 0)
         goto out;
+    sx_cs_phase(NULL);
 
     /* Requirements: the designated requirement for this identity; ad-hoc stores an empty set
      * and relies on the implicit cdhash requirement. */
@@ -337,6 +341,7 @@ int sx_sign_bundle(const char *path, const sysext_sign_options *o)
             goto out;
     }
 
+    sx_cs_phase("requirements, CD, CMS");
     /* Write the new components into a fresh folder beside _CodeSignature (the seal is already
      * computed, so it never sees it), then swap it in. */
     sigdir = sx_path_join(b->contents, "_CodeSignature");
@@ -359,6 +364,7 @@ int sx_sign_bundle(const char *path, const sysext_sign_options *o)
                      (r = write_component(tmpdir, SX_SIGFILE_ENTS_DER, ents_der.data,
                                           ents_der.len)) < 0))
         goto out;
+    sx_cs_phase("write components");
     if ((r = sync_component(tmpdir, SX_SIGFILE_RESOURCES)) < 0 ||
         (r = sync_component(tmpdir, SX_SIGFILE_CD)) < 0 ||
         (r = sync_component(tmpdir, SX_SIGFILE_REQS)) < 0 ||
@@ -372,6 +378,7 @@ int sx_sign_bundle(const char *path, const sysext_sign_options *o)
     free(tmpdir);
     tmpdir = NULL;
     r = sx_fsync_dir(b->contents);
+    sx_cs_phase("fsync + swap");
 
 out:
     if (tmpdir)
