@@ -11,6 +11,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <strings.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -337,6 +338,48 @@ static bool sorted_entries(const build_entry *v, size_t n)
     return true;
 }
 
+/* What a build leaves to free (see sx_seal_options.defer_cleanup). */
+struct sx_seal_cleanup {
+    char *xml;
+    plist_t root, t1, t2;
+    build_entry *e2;
+    size_t n2;
+    build_entry *e1;
+    sx_hash_prefetch *pf;
+    sx_hash_job *jobs;
+    size_t njobs;
+    walker w;
+    sx_seal_rules rs1, rs2;
+    char *base;
+    pthread_t tid;
+};
+
+static void build_free(sx_seal_cleanup *c)
+{
+    if (c->xml)
+        plist_to_xml_free(c->xml);
+    plist_free(c->root);
+    plist_free(c->t1);
+    plist_free(c->t2);
+    if (c->e2)
+        for (size_t i = 0; i < c->n2; i++)
+            free(c->e2[i].nested.requirement);
+    free(c->e2);
+    free(c->e1);
+    sx_hash_prefetch_free(c->pf); /* before the jobs: it may still be saving them */
+    sx_hash_jobs_free(c->jobs, c->njobs);
+    walker_free(&c->w);
+    sx_seal_rules_free(&c->rs1);
+    sx_seal_rules_free(&c->rs2);
+    free(c->base);
+}
+
+static void *cleanup_main(void *arg)
+{
+    build_free(arg);
+    return NULL;
+}
+
 int sx_seal_build(const sx_seal_options *o, sx_buf *xml_out)
 {
     SX_ASSERT_ARG(o);
@@ -595,25 +638,33 @@ int sx_seal_build(const sx_seal_options *o, sx_buf *xml_out)
         o->stats->files_cached = hs.files_cached;
         o->stats->bytes_hashed = hs.bytes_hashed;
     }
-out:
-    if (xml)
-        plist_to_xml_free(xml);
-    plist_free(root);
-    plist_free(t1);
-    plist_free(t2);
-    if (e2)
-        for (size_t i = 0; i < n2; i++)
-            free(e2[i].nested.requirement);
-    free(e2);
-    free(e1);
-    sx_hash_prefetch_free(pf); /* before the jobs: it may still be saving them */
-    sx_hash_jobs_free(jobs, njobs);
-    walker_free(&w);
-    sx_seal_rules_free(&rs1);
-    sx_seal_rules_free(&rs2);
-    free(base);
+out:;
+    sx_seal_cleanup *c = malloc(sizeof(*c));
+    if (c) {
+        *c = (sx_seal_cleanup){xml, root, t1, t2, e2, n2, e1, pf, jobs, njobs, w, rs1, rs2, base, 0};
+        /* A successful build's memory (tens of thousands of blocks, the walk's directory
+         * descriptors) is freed on a thread of its own while the caller signs and syncs. */
+        if (rc == 0 && o->defer_cleanup &&
+            pthread_create(&c->tid, NULL, cleanup_main, c) == 0) {
+            *o->defer_cleanup = c;
+        } else {
+            build_free(c);
+            free(c);
+        }
+    } else {
+        build_free(&(sx_seal_cleanup){xml, root, t1, t2, e2, n2, e1, pf, jobs, njobs, w, rs1, rs2,
+                                      base, 0});
+    }
     sx_cs_phase("seal: cleanup");
     return rc;
+}
+
+void sx_seal_cleanup_wait(sx_seal_cleanup *c)
+{
+    if (!c)
+        return;
+    pthread_join(c->tid, NULL);
+    free(c);
 }
 
 /* ---------------------------------------------------------------- parse */

@@ -226,6 +226,7 @@ int sx_sign_bundle(const char *path, const sysext_sign_options *o)
     /* Every cleanup-scoped variable is declared here: a goto out must never skip one. */
     _sx_cleanup_free_ char *password = NULL, *tmpdir = NULL, *sigdir = NULL, *cache = NULL;
     _sx_cleanup_free_ uint8_t *info = NULL;
+    sx_seal_cleanup *seal_cleanup = NULL; /* the seal's memory, freed while we sign */
     sx_buf seal = SX_BUF_INIT, ents = SX_BUF_INIT, ents_der = SX_BUF_INIT, reqs = SX_BUF_INIT,
            dr_text = SX_BUF_INIT, dr = SX_BUF_INIT, cd = SX_BUF_INIT, cms = SX_BUF_INIT;
     int r;
@@ -280,6 +281,7 @@ int sx_sign_bundle(const char *path, const sysext_sign_options *o)
         .nested = sx_nested_info_of,
         .cache_path = cache,
         .threads = o->threads,
+        .defer_cleanup = &seal_cleanup,
     };
     if ((r = sx_seal_build(&so, &seal)) < 0)
         goto out;
@@ -381,6 +383,8 @@ int sx_sign_bundle(const char *path, const sysext_sign_options *o)
     sx_cs_phase("fsync + swap");
 
 out:
+    sx_seal_cleanup_wait(seal_cleanup);
+    sx_cs_phase("wait for seal cleanup");
     if (tmpdir)
         sx_rm_rf(tmpdir);
     sx_buf_free(&seal);
