@@ -46,6 +46,8 @@ typedef struct walker {
     /* Directory fds kept open for the hashers (openat/fstatat by name: no path lookup). */
     int *fds;
     size_t nfds, capfds, maxfds;
+    uint8_t *dbuf; /* getdents64 buffer, WALK_DBUF bytes, shared (a directory is read whole
+                    * before the walk descends) */
     sx_hash_prefetch *pf;      /* stat-ahead of the files the cache may know; may be NULL */
 } walker;
 
@@ -63,9 +65,12 @@ static void walker_free(walker *w)
     free(w->fds);
     w->fds = NULL;
     w->nfds = w->capfds = 0;
+    free(w->dbuf);
+    w->dbuf = NULL;
 }
 
-/* Keep a duplicate of `dfd` for the hashers, within a budget of descriptors; -1 if not. */
+/* Keep `dfd` open for the hashers (the walker closes it at the end), within a budget of
+ * descriptors; -1 if not (then the caller closes it). */
 static int walker_keep_fd(walker *w, int dfd)
 {
     if (w->nfds >= w->maxfds)
@@ -78,11 +83,13 @@ static int walker_keep_fd(walker *w, int dfd)
         w->fds = nv;
         w->capfds = ncap;
     }
-    int fd = fcntl(dfd, F_DUPFD_CLOEXEC, 0);
-    if (fd >= 0)
-        w->fds[w->nfds++] = fd;
-    return fd;
+    w->fds[w->nfds++] = dfd;
+    return dfd;
 }
+
+/* One getdents64 record: 8 inode, 8 offset, 2 length, 1 type, then the NUL-terminated name. */
+#define DENT_HDR 19u
+#define WALK_DBUF 32768u
 
 static int walker_push(walker *w, walk_item **out)
 {
@@ -123,51 +130,72 @@ static bool wanted(const sx_seal_rule *r)
  * the base). Entries sorted by byte order; symlinks never followed. */
 static int walk_dir(walker *w, int dfd, const char *prefix, bool in_r2, unsigned depth)
 {
-    DIR *d = fdopendir(dfd);
     char **names = NULL;
     size_t nn = 0, cap = 0;
     int rc = 0, keep = -1;
     bool keep_tried = false;
-    if (!d) {
-        rc = sx_err_errno(SYSEXT_EIO, errno, "%s/%s", w->what, prefix);
-        close(dfd);
-        return rc;
-    }
     if (depth > WALK_MAX_DEPTH) {
-        closedir(d);
+        close(dfd);
         return sx_err(SYSEXT_ELIMIT, "%s/%s: directories nested too deeply", w->what, prefix);
     }
+    if (!w->dbuf && !(w->dbuf = malloc(WALK_DBUF))) {
+        close(dfd);
+        return sx_err(SYSEXT_ENOMEM, "out of memory");
+    }
+    /* getdents64 straight into a buffer: no DIR (its fstat, fcntl and 32 KiB allocation), and
+     * the descriptor itself is what the hashers keep. */
     for (;;) {
-        errno = 0;
-        struct dirent *de = readdir(d);
-        if (!de) {
-            if (errno) {
-                rc = sx_err_errno(SYSEXT_EIO, errno, "%s/%s", w->what, prefix);
+        ssize_t k = getdents64(dfd, w->dbuf, WALK_DBUF);
+        if (k < 0) {
+            if (errno == EINTR)
+                continue;
+            rc = sx_err_errno(SYSEXT_EIO, errno, "%s/%s", w->what, prefix);
+            goto out;
+        }
+        if (k == 0)
+            break;
+        size_t len = (size_t)k, off = 0;
+        while (off < len) {
+            uint16_t reclen;
+            if (len - off < DENT_HDR + 1)
+                break;
+            memcpy(&reclen, w->dbuf + off + 16, sizeof(reclen));
+            if (reclen < DENT_HDR + 1 || reclen > len - off) {
+                rc = sx_err(SYSEXT_EIO, "%s/%s: malformed directory entry at offset %zu",
+                            w->what, prefix, off);
                 goto out;
             }
-            break;
-        }
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-            continue;
-        if (nn == cap) {
-            size_t ncap = cap ? cap * 2 : 32;
-            char **nv = realloc(names, ncap * sizeof(*names));
-            if (!nv) {
+            unsigned char dt = w->dbuf[off + 18];
+            const char *dname = (const char *)w->dbuf + off + DENT_HDR;
+            const char *nul = memchr(dname, 0, reclen - DENT_HDR);
+            off += reclen;
+            if (!nul) {
+                rc = sx_err(SYSEXT_EIO, "%s/%s: directory entry without a terminated name",
+                            w->what, prefix);
+                goto out;
+            }
+            size_t nl = (size_t)(nul - dname);
+            if ((nl == 1 && dname[0] == '.') || (nl == 2 && dname[0] == '.' && dname[1] == '.'))
+                continue;
+            if (nn == cap) {
+                size_t ncap = cap ? cap * 2 : 32;
+                char **nv = realloc(names, ncap * sizeof(*names));
+                if (!nv) {
+                    rc = sx_err(SYSEXT_ENOMEM, "out of memory");
+                    goto out;
+                }
+                names = nv;
+                cap = ncap;
+            }
+            /* The name with its d_type in front: the walk needs no stat for the common types. */
+            if (!(names[nn] = malloc(nl + 2))) {
                 rc = sx_err(SYSEXT_ENOMEM, "out of memory");
                 goto out;
             }
-            names = nv;
-            cap = ncap;
+            names[nn][0] = (char)dt;
+            memcpy(names[nn] + 1, dname, nl + 1);
+            nn++;
         }
-        /* The name with its d_type in front: the walk needs no stat for the common types. */
-        size_t nl = strlen(de->d_name);
-        if (!(names[nn] = malloc(nl + 2))) {
-            rc = sx_err(SYSEXT_ENOMEM, "out of memory");
-            goto out;
-        }
-        names[nn][0] = (char)de->d_type;
-        memcpy(names[nn] + 1, de->d_name, nl + 1);
-        nn++;
     }
     sx_qsort(names, nn, sizeof(*names), cmp_name);
     for (size_t i = 0; i < nn && rc == 0; i++) {
@@ -189,7 +217,7 @@ static int walk_dir(walker *w, int dfd, const char *prefix, bool in_r2, unsigned
         }
         if (dtype == DT_UNKNOWN) {
             struct stat st;
-            if (fstatat(dirfd(d), name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+            if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
                 rc = sx_err_errno(SYSEXT_EIO, errno, "%s/%s", w->what, rel);
                 free(rel);
                 break;
@@ -221,7 +249,7 @@ static int walk_dir(walker *w, int dfd, const char *prefix, bool in_r2, unsigned
                 child_r2 = false;
             }
             if (child_r2 || w->rs1) {
-                int fd = openat(dirfd(d), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
                 if (fd < 0) {
                     rc = sx_err_errno(SYSEXT_EIO, errno, "%s/%s", w->what,
                                       rel ? rel : w->v[w->n - 1].rel);
@@ -250,7 +278,7 @@ static int walk_dir(walker *w, int dfd, const char *prefix, bool in_r2, unsigned
         if (dtype == DT_REG) {
             it->type = W_FILE;
             if (keep < 0 && !keep_tried) {
-                keep = walker_keep_fd(w, dirfd(d));
+                keep = walker_keep_fd(w, dfd);
                 keep_tried = true;
             }
             it->dirfd = keep;
@@ -259,7 +287,7 @@ static int walk_dir(walker *w, int dfd, const char *prefix, bool in_r2, unsigned
         } else if (dtype == DT_LNK) {
             it->type = W_LINK;
             char buf[PATH_MAX];
-            ssize_t k = readlinkat(dirfd(d), name, buf, sizeof(buf) - 1);
+            ssize_t k = readlinkat(dfd, name, buf, sizeof(buf) - 1);
             if (k < 0) {
                 rc = sx_err_errno(SYSEXT_EIO, errno, "%s/%s", w->what, rel);
                 break;
@@ -275,7 +303,8 @@ out:
     for (size_t i = 0; i < nn; i++)
         free(names[i]);
     free(names);
-    closedir(d);
+    if (keep < 0)
+        close(dfd);
     return rc;
 }
 
