@@ -420,6 +420,7 @@ typedef struct pool {
     size_t n;
     size_t next; /* atomic */
     const hash_cache *cache;
+    bool hints; /* the jobs' cache_rec point into `cache` */
     size_t hashed, cached; /* atomic */
     uint64_t bytes;        /* atomic */
 } pool;
@@ -469,7 +470,7 @@ static void run_job(pool *p, sx_hash_job *j, uint8_t *buf)
 {
     struct stat st, st2;
     /* The caller's lstat is enough to look the file up: a hit costs no open at all. */
-    if (p->cache && j->rel && j->stat_known && cache_hit(p, j, NULL))
+    if (p->cache && j->rel && j->stat_known && cache_hit(p, j, p->hints ? j->cache_rec : NULL))
         return;
     const cache_rec *rec = NULL;
     /* A file the cache knows: one fstatat by name decides, again without an open. */
@@ -551,11 +552,31 @@ static int size_desc(const void *a, const void *b, void *arg)
 
 /* ---- loading the cache while the caller walks ---- */
 
+/* The stat-ahead queue: records in chunks that never move, so the walk can append while the
+ * prefetch thread reads; `published` (release/acquire) says how many are complete. */
+#define SA_CHUNK 4096u
+#define SA_MAX_CHUNKS 1024u
+enum { SA_PENDING = 0, SA_REGULAR, SA_NONE };
+
+typedef struct sa_rec {
+    int dirfd;
+    const char *name, *rel;
+    int state; /* SA_*: written by the thread that claimed the record */
+    const void *rec; /* its cache record (SA_REGULAR) */
+    uint64_t dev, ino, mtime_ns, ctime_ns, size;
+} sa_rec;
+
 struct sx_hash_prefetch {
     char *path;
     hash_cache cache;
     pthread_t tid;
     bool started;
+    /* stat-ahead */
+    sa_rec *chunks[SA_MAX_CHUNKS];
+    size_t published; /* atomic: records ready to claim */
+    size_t next;      /* atomic: next record to claim */
+    bool walk_done;   /* atomic */
+    bool loaded;      /* atomic: the cache load finished */
     /* the save, on a thread of its own after the run */
     pthread_t save_tid;
     bool saving;
@@ -567,11 +588,118 @@ struct sx_hash_prefetch {
     char *save_msg;
 };
 
+static sa_rec *sa_at(const sx_hash_prefetch *pf, size_t i)
+{
+    return &pf->chunks[i / SA_CHUNK][i % SA_CHUNK];
+}
+
+/* Claim and stat queued records until none is left; with `wait`, until the walk is done too. */
+static void sa_drain(sx_hash_prefetch *pf, bool wait)
+{
+    for (;;) {
+        size_t pub = __atomic_load_n(&pf->published, __ATOMIC_ACQUIRE);
+        size_t i = __atomic_load_n(&pf->next, __ATOMIC_RELAXED);
+        if (i >= pub) {
+            if (!wait || __atomic_load_n(&pf->walk_done, __ATOMIC_ACQUIRE)) {
+                /* A last look: records published just before the walk ended. */
+                if (__atomic_load_n(&pf->published, __ATOMIC_ACQUIRE) > i)
+                    continue;
+                return;
+            }
+            /* The walk produces faster than fstatat consumes: this is only the start. */
+            struct timespec ts = {0, 20000};
+            nanosleep(&ts, NULL);
+            continue;
+        }
+        if (!__atomic_compare_exchange_n(&pf->next, &i, i + 1, false, __ATOMIC_RELAXED,
+                                         __ATOMIC_RELAXED))
+            continue;
+        sa_rec *r = sa_at(pf, i);
+        struct stat st;
+        r->state = SA_NONE;
+        if ((r->rec = cache_find(&pf->cache, r->rel)) &&
+            fstatat(r->dirfd, r->name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode)) {
+            r->dev = (uint64_t)st.st_dev;
+            r->ino = (uint64_t)st.st_ino;
+            r->mtime_ns = ts_ns(st.st_mtim);
+            r->ctime_ns = ts_ns(st.st_ctim);
+            r->size = (uint64_t)st.st_size;
+            r->state = SA_REGULAR;
+        }
+    }
+}
+
 static void *prefetch_main(void *arg)
 {
     sx_hash_prefetch *pf = arg;
     cache_load(pf->path, &pf->cache);
+    __atomic_store_n(&pf->loaded, true, __ATOMIC_RELEASE);
+    if (pf->cache.n)
+        sa_drain(pf, true);
     return NULL;
+}
+
+size_t sx_hash_prefetch_push(sx_hash_prefetch *pf, int dirfd, const char *name, const char *rel)
+{
+    if (!pf || !pf->started || __atomic_load_n(&pf->walk_done, __ATOMIC_RELAXED))
+        return SIZE_MAX;
+    if (__atomic_load_n(&pf->loaded, __ATOMIC_ACQUIRE) && pf->cache.n == 0)
+        return SIZE_MAX; /* nothing to check against: a full sign */
+    size_t i = pf->published; /* only this thread writes it */
+    if (i / SA_CHUNK >= SA_MAX_CHUNKS)
+        return SIZE_MAX;
+    if (i % SA_CHUNK == 0 && !pf->chunks[i / SA_CHUNK] &&
+        !(pf->chunks[i / SA_CHUNK] = malloc(SA_CHUNK * sizeof(sa_rec))))
+        return SIZE_MAX;
+    sa_rec *r = sa_at(pf, i);
+    r->dirfd = dirfd;
+    r->name = name;
+    r->rel = rel;
+    r->state = SA_PENDING;
+    __atomic_store_n(&pf->published, i + 1, __ATOMIC_RELEASE);
+    return i;
+}
+
+/* End the queue and wait for the prefetch thread (it exits once the queue is drained). */
+static void prefetch_stop(sx_hash_prefetch *pf)
+{
+    __atomic_store_n(&pf->walk_done, true, __ATOMIC_RELEASE);
+    if (pf->started)
+        pthread_join(pf->tid, NULL);
+    pf->started = false;
+}
+
+void sx_hash_prefetch_walk_done(sx_hash_prefetch *pf)
+{
+    if (!pf || !pf->started)
+        return;
+    __atomic_store_n(&pf->walk_done, true, __ATOMIC_RELEASE);
+    /* Help with what is left once the cache is there (it loads much faster than the walk). */
+    while (!__atomic_load_n(&pf->loaded, __ATOMIC_ACQUIRE)) {
+        struct timespec ts = {0, 20000};
+        nanosleep(&ts, NULL);
+    }
+    if (pf->cache.n)
+        sa_drain(pf, false);
+    prefetch_stop(pf);
+}
+
+bool sx_hash_prefetch_stat(const sx_hash_prefetch *pf, size_t idx, sx_hash_job *j)
+{
+    /* Results are read only after the prefetch thread was joined. */
+    if (!pf || pf->started || idx >= pf->published)
+        return false;
+    const sa_rec *r = sa_at(pf, idx);
+    if (r->state != SA_REGULAR)
+        return false;
+    j->dev = r->dev;
+    j->ino = r->ino;
+    j->mtime_ns = r->mtime_ns;
+    j->ctime_ns = r->ctime_ns;
+    j->size = r->size;
+    j->stat_known = true;
+    j->cache_rec = r->rec;
+    return true;
 }
 
 sx_hash_prefetch *sx_hash_prefetch_start(const char *cache_path)
@@ -590,9 +718,7 @@ sx_hash_prefetch *sx_hash_prefetch_start(const char *cache_path)
 /* Wait for the load and move its result to `out`. */
 static void prefetch_take(sx_hash_prefetch *pf, hash_cache *out)
 {
-    if (pf->started)
-        pthread_join(pf->tid, NULL);
-    pf->started = false;
+    prefetch_stop(pf);
     *out = pf->cache;
     memset(&pf->cache, 0, sizeof(pf->cache));
 }
@@ -621,11 +747,12 @@ void sx_hash_prefetch_free(sx_hash_prefetch *pf)
 {
     if (!pf)
         return;
-    if (pf->started)
-        pthread_join(pf->tid, NULL);
+    prefetch_stop(pf);
     if (pf->saving)
         pthread_join(pf->save_tid, NULL);
     cache_free(&pf->cache);
+    for (size_t i = 0; i < SA_MAX_CHUNKS && pf->chunks[i]; i++)
+        free(pf->chunks[i]);
     free(pf->save_msg);
     free(pf->path);
     free(pf);
@@ -648,9 +775,10 @@ int sx_hash_jobs_run_prefetched(sx_hash_job *jobs, size_t n, unsigned threads,
     pool p;
     memset(&p, 0, sizeof(p));
     int rc = 0;
-    if (cache_path && pf && pf->path && strcmp(pf->path, cache_path) == 0)
-        prefetch_take(pf, &cache);
-    else if (cache_path)
+    if (cache_path && pf && pf->path && strcmp(pf->path, cache_path) == 0) {
+        prefetch_take(pf, &cache); /* moves the records: cache_rec pointers stay valid */
+        p.hints = true;
+    } else if (cache_path)
         cache_load(cache_path, &cache);
     p.jobs = jobs;
     p.n = n;
@@ -664,10 +792,11 @@ int sx_hash_jobs_run_prefetched(sx_hash_job *jobs, size_t n, unsigned threads,
     for (size_t i = 0; i < n; i++) {
         p.order[i] = i;
         jobs[i].rc = 0;
-        sizes = sizes || jobs[i].size;
+        sizes = sizes || (jobs[i].size && !jobs[i].stat_known);
     }
     /* Largest first when the caller knows sizes: the pool finishes evenly. (The seal's walk
-     * does not stat, so its jobs run in walk order.) */
+     * does not stat, so its jobs run in walk order; sizes from the stat-ahead belong to
+     * files that are mostly cache hits, not worth a sort.) */
     if (sizes)
         qsort_r(p.order, n, sizeof(*p.order), size_desc, jobs);
 

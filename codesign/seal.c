@@ -4,12 +4,14 @@
 #include "codesign/seal.h"
 #include "codesign/hash.h"
 #include "codesign/seal_internal.h"
+#include "codesign/phase.h"
 #include "util/fs.h"
 #include "util/hex.h"
 
 #include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <strings.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -32,6 +34,7 @@ typedef struct walk_item {
     int dirfd;               /* its directory, kept open by the walker, or -1 */
     const char *name;        /* its last component (points into rel) */
     char *link;              /* W_LINK: target */
+    size_t sa;               /* W_FILE: its stat-ahead index, SIZE_MAX when none */
 } walk_item;
 
 typedef struct walker {
@@ -43,6 +46,9 @@ typedef struct walker {
     /* Directory fds kept open for the hashers (openat/fstatat by name: no path lookup). */
     int *fds;
     size_t nfds, capfds, maxfds;
+    uint8_t *dbuf; /* getdents64 buffer, WALK_DBUF bytes, shared (a directory is read whole
+                    * before the walk descends) */
+    sx_hash_prefetch *pf;      /* stat-ahead of the files the cache may know; may be NULL */
 } walker;
 
 static void walker_free(walker *w)
@@ -59,9 +65,12 @@ static void walker_free(walker *w)
     free(w->fds);
     w->fds = NULL;
     w->nfds = w->capfds = 0;
+    free(w->dbuf);
+    w->dbuf = NULL;
 }
 
-/* Keep a duplicate of `dfd` for the hashers, within a budget of descriptors; -1 if not. */
+/* Keep `dfd` open for the hashers (the walker closes it at the end), within a budget of
+ * descriptors; -1 if not (then the caller closes it). */
 static int walker_keep_fd(walker *w, int dfd)
 {
     if (w->nfds >= w->maxfds)
@@ -74,11 +83,13 @@ static int walker_keep_fd(walker *w, int dfd)
         w->fds = nv;
         w->capfds = ncap;
     }
-    int fd = fcntl(dfd, F_DUPFD_CLOEXEC, 0);
-    if (fd >= 0)
-        w->fds[w->nfds++] = fd;
-    return fd;
+    w->fds[w->nfds++] = dfd;
+    return dfd;
 }
+
+/* One getdents64 record: 8 inode, 8 offset, 2 length, 1 type, then the NUL-terminated name. */
+#define DENT_HDR 19u
+#define WALK_DBUF 32768u
 
 static int walker_push(walker *w, walk_item **out)
 {
@@ -95,6 +106,7 @@ static int walker_push(walker *w, walk_item **out)
     *out = &w->v[w->n++];
     memset(*out, 0, sizeof(**out));
     (*out)->dirfd = -1;
+    (*out)->sa = SIZE_MAX;
     return 0;
 }
 
@@ -118,51 +130,72 @@ static bool wanted(const sx_seal_rule *r)
  * the base). Entries sorted by byte order; symlinks never followed. */
 static int walk_dir(walker *w, int dfd, const char *prefix, bool in_r2, unsigned depth)
 {
-    DIR *d = fdopendir(dfd);
     char **names = NULL;
     size_t nn = 0, cap = 0;
     int rc = 0, keep = -1;
     bool keep_tried = false;
-    if (!d) {
-        rc = sx_err_errno(SYSEXT_EIO, errno, "%s/%s", w->what, prefix);
-        close(dfd);
-        return rc;
-    }
     if (depth > WALK_MAX_DEPTH) {
-        closedir(d);
+        close(dfd);
         return sx_err(SYSEXT_ELIMIT, "%s/%s: directories nested too deeply", w->what, prefix);
     }
+    if (!w->dbuf && !(w->dbuf = malloc(WALK_DBUF))) {
+        close(dfd);
+        return sx_err(SYSEXT_ENOMEM, "out of memory");
+    }
+    /* getdents64 straight into a buffer: no DIR (its fstat, fcntl and 32 KiB allocation), and
+     * the descriptor itself is what the hashers keep. */
     for (;;) {
-        errno = 0;
-        struct dirent *de = readdir(d);
-        if (!de) {
-            if (errno) {
-                rc = sx_err_errno(SYSEXT_EIO, errno, "%s/%s", w->what, prefix);
+        ssize_t k = getdents64(dfd, w->dbuf, WALK_DBUF);
+        if (k < 0) {
+            if (errno == EINTR)
+                continue;
+            rc = sx_err_errno(SYSEXT_EIO, errno, "%s/%s", w->what, prefix);
+            goto out;
+        }
+        if (k == 0)
+            break;
+        size_t len = (size_t)k, off = 0;
+        while (off < len) {
+            uint16_t reclen;
+            if (len - off < DENT_HDR + 1)
+                break;
+            memcpy(&reclen, w->dbuf + off + 16, sizeof(reclen));
+            if (reclen < DENT_HDR + 1 || reclen > len - off) {
+                rc = sx_err(SYSEXT_EIO, "%s/%s: malformed directory entry at offset %zu",
+                            w->what, prefix, off);
                 goto out;
             }
-            break;
-        }
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-            continue;
-        if (nn == cap) {
-            size_t ncap = cap ? cap * 2 : 32;
-            char **nv = realloc(names, ncap * sizeof(*names));
-            if (!nv) {
+            unsigned char dt = w->dbuf[off + 18];
+            const char *dname = (const char *)w->dbuf + off + DENT_HDR;
+            const char *nul = memchr(dname, 0, reclen - DENT_HDR);
+            off += reclen;
+            if (!nul) {
+                rc = sx_err(SYSEXT_EIO, "%s/%s: directory entry without a terminated name",
+                            w->what, prefix);
+                goto out;
+            }
+            size_t nl = (size_t)(nul - dname);
+            if ((nl == 1 && dname[0] == '.') || (nl == 2 && dname[0] == '.' && dname[1] == '.'))
+                continue;
+            if (nn == cap) {
+                size_t ncap = cap ? cap * 2 : 32;
+                char **nv = realloc(names, ncap * sizeof(*names));
+                if (!nv) {
+                    rc = sx_err(SYSEXT_ENOMEM, "out of memory");
+                    goto out;
+                }
+                names = nv;
+                cap = ncap;
+            }
+            /* The name with its d_type in front: the walk needs no stat for the common types. */
+            if (!(names[nn] = malloc(nl + 2))) {
                 rc = sx_err(SYSEXT_ENOMEM, "out of memory");
                 goto out;
             }
-            names = nv;
-            cap = ncap;
+            names[nn][0] = (char)dt;
+            memcpy(names[nn] + 1, dname, nl + 1);
+            nn++;
         }
-        /* The name with its d_type in front: the walk needs no stat for the common types. */
-        size_t nl = strlen(de->d_name);
-        if (!(names[nn] = malloc(nl + 2))) {
-            rc = sx_err(SYSEXT_ENOMEM, "out of memory");
-            goto out;
-        }
-        names[nn][0] = (char)de->d_type;
-        memcpy(names[nn] + 1, de->d_name, nl + 1);
-        nn++;
     }
     sx_qsort(names, nn, sizeof(*names), cmp_name);
     for (size_t i = 0; i < nn && rc == 0; i++) {
@@ -184,7 +217,7 @@ static int walk_dir(walker *w, int dfd, const char *prefix, bool in_r2, unsigned
         }
         if (dtype == DT_UNKNOWN) {
             struct stat st;
-            if (fstatat(dirfd(d), name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+            if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
                 rc = sx_err_errno(SYSEXT_EIO, errno, "%s/%s", w->what, rel);
                 free(rel);
                 break;
@@ -216,7 +249,7 @@ static int walk_dir(walker *w, int dfd, const char *prefix, bool in_r2, unsigned
                 child_r2 = false;
             }
             if (child_r2 || w->rs1) {
-                int fd = openat(dirfd(d), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
                 if (fd < 0) {
                     rc = sx_err_errno(SYSEXT_EIO, errno, "%s/%s", w->what,
                                       rel ? rel : w->v[w->n - 1].rel);
@@ -245,14 +278,16 @@ static int walk_dir(walker *w, int dfd, const char *prefix, bool in_r2, unsigned
         if (dtype == DT_REG) {
             it->type = W_FILE;
             if (keep < 0 && !keep_tried) {
-                keep = walker_keep_fd(w, dirfd(d));
+                keep = walker_keep_fd(w, dfd);
                 keep_tried = true;
             }
             it->dirfd = keep;
+            if (keep >= 0)
+                it->sa = sx_hash_prefetch_push(w->pf, keep, it->name, it->rel);
         } else if (dtype == DT_LNK) {
             it->type = W_LINK;
             char buf[PATH_MAX];
-            ssize_t k = readlinkat(dirfd(d), name, buf, sizeof(buf) - 1);
+            ssize_t k = readlinkat(dfd, name, buf, sizeof(buf) - 1);
             if (k < 0) {
                 rc = sx_err_errno(SYSEXT_EIO, errno, "%s/%s", w->what, rel);
                 break;
@@ -268,7 +303,8 @@ out:
     for (size_t i = 0; i < nn; i++)
         free(names[i]);
     free(names);
-    closedir(d);
+    if (keep < 0)
+        close(dfd);
     return rc;
 }
 
@@ -331,6 +367,48 @@ static bool sorted_entries(const build_entry *v, size_t n)
     return true;
 }
 
+/* What a build leaves to free (see sx_seal_options.defer_cleanup). */
+struct sx_seal_cleanup {
+    char *xml;
+    plist_t root, t1, t2;
+    build_entry *e2;
+    size_t n2;
+    build_entry *e1;
+    sx_hash_prefetch *pf;
+    sx_hash_job *jobs;
+    size_t njobs;
+    walker w;
+    sx_seal_rules rs1, rs2;
+    char *base;
+    pthread_t tid;
+};
+
+static void build_free(sx_seal_cleanup *c)
+{
+    if (c->xml)
+        plist_to_xml_free(c->xml);
+    plist_free(c->root);
+    plist_free(c->t1);
+    plist_free(c->t2);
+    if (c->e2)
+        for (size_t i = 0; i < c->n2; i++)
+            free(c->e2[i].nested.requirement);
+    free(c->e2);
+    free(c->e1);
+    sx_hash_prefetch_free(c->pf); /* before the jobs: it may still be saving them */
+    sx_hash_jobs_free(c->jobs, c->njobs);
+    walker_free(&c->w);
+    sx_seal_rules_free(&c->rs1);
+    sx_seal_rules_free(&c->rs2);
+    free(c->base);
+}
+
+static void *cleanup_main(void *arg)
+{
+    build_free(arg);
+    return NULL;
+}
+
 int sx_seal_build(const sx_seal_options *o, sx_buf *xml_out)
 {
     SX_ASSERT_ARG(o);
@@ -371,13 +449,18 @@ int sx_seal_build(const sx_seal_options *o, sx_buf *xml_out)
         (rc = sx_seal_rules_compile(&rs1, "template", "rules")) < 0)
         goto out;
 
+    sx_cs_phase("seal: rules");
     if (o->cache_path)
         pf = sx_hash_prefetch_start(o->cache_path);
     w.what = base;
     w.rs2 = &rs2;
     w.rs1 = &rs1;
+    w.pf = pf;
     if ((rc = walk_base(&w, base)) < 0)
         goto out;
+    sx_cs_phase("seal: walk");
+    sx_hash_prefetch_walk_done(pf);
+    sx_cs_phase("seal: stat-ahead drain");
 
     e2 = calloc(w.n ? w.n : 1, sizeof(*e2));
     e1 = calloc(w.n ? w.n : 1, sizeof(*e1));
@@ -417,6 +500,8 @@ int sx_seal_build(const sx_seal_options *o, sx_buf *xml_out)
                 j->dirfd = it->dirfd;
                 j->name = it->name;
             }
+            if (it->sa != SIZE_MAX)
+                (void)sx_hash_prefetch_stat(pf, it->sa, j);
             job = njobs++;
         }
         if (v2) {
@@ -468,8 +553,10 @@ int sx_seal_build(const sx_seal_options *o, sx_buf *xml_out)
         free(abs);
     }
 
+    sx_cs_phase("seal: classify + nested");
     if ((rc = sx_hash_jobs_run_prefetched(jobs, njobs, o->threads, o->cache_path, pf, &hs)) < 0)
         goto out;
+    sx_cs_phase("seal: hash jobs");
 
     /* The walk's order is byte order except where a name is a prefix of a sibling's followed
      * by a byte below '/' ("a/x" before "a.txt"): sort only then. */
@@ -566,9 +653,12 @@ int sx_seal_build(const sx_seal_options *o, sx_buf *xml_out)
             rc = sx_xml_tag(xml_out, 2, "</dict>");
     }
     if (rc < 0 || (n2 && (rc = sx_xml_tag(xml_out, 1, "</dict>")) < 0) ||
-        (rc = sx_buf_append(xml_out, xml + head, xml_len - head)) < 0 ||
-        (rc = sx_hash_prefetch_finish(pf)) < 0)
+        (rc = sx_buf_append(xml_out, xml + head, xml_len - head)) < 0)
         goto out;
+    sx_cs_phase("seal: xml");
+    if ((rc = sx_hash_prefetch_finish(pf)) < 0)
+        goto out;
+    sx_cs_phase("seal: cache save wait");
     if (o->stats) {
         o->stats->files = nfiles;
         o->stats->symlinks = nlinks;
@@ -577,24 +667,33 @@ int sx_seal_build(const sx_seal_options *o, sx_buf *xml_out)
         o->stats->files_cached = hs.files_cached;
         o->stats->bytes_hashed = hs.bytes_hashed;
     }
-out:
-    if (xml)
-        plist_to_xml_free(xml);
-    plist_free(root);
-    plist_free(t1);
-    plist_free(t2);
-    if (e2)
-        for (size_t i = 0; i < n2; i++)
-            free(e2[i].nested.requirement);
-    free(e2);
-    free(e1);
-    sx_hash_prefetch_free(pf); /* before the jobs: it may still be saving them */
-    sx_hash_jobs_free(jobs, njobs);
-    walker_free(&w);
-    sx_seal_rules_free(&rs1);
-    sx_seal_rules_free(&rs2);
-    free(base);
+out:;
+    sx_seal_cleanup *c = malloc(sizeof(*c));
+    if (c) {
+        *c = (sx_seal_cleanup){xml, root, t1, t2, e2, n2, e1, pf, jobs, njobs, w, rs1, rs2, base, 0};
+        /* A successful build's memory (tens of thousands of blocks, the walk's directory
+         * descriptors) is freed on a thread of its own while the caller signs and syncs. */
+        if (rc == 0 && o->defer_cleanup &&
+            pthread_create(&c->tid, NULL, cleanup_main, c) == 0) {
+            *o->defer_cleanup = c;
+        } else {
+            build_free(c);
+            free(c);
+        }
+    } else {
+        build_free(&(sx_seal_cleanup){xml, root, t1, t2, e2, n2, e1, pf, jobs, njobs, w, rs1, rs2,
+                                      base, 0});
+    }
+    sx_cs_phase("seal: cleanup");
     return rc;
+}
+
+void sx_seal_cleanup_wait(sx_seal_cleanup *c)
+{
+    if (!c)
+        return;
+    pthread_join(c->tid, NULL);
+    free(c);
 }
 
 /* ---------------------------------------------------------------- parse */

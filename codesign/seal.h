@@ -51,7 +51,16 @@ typedef struct sx_seal_options {
                                 * SX_SEAL_DIGEST(SX_HASH_SHA256) "hash2"; 0 = SHA-256 only.
                                 * files (V1) always uses SHA-1. Ignored by verify. */
     sx_seal_stats *stats;      /* optional: filled on success */
+    /* Build only, optional: on success the build's working memory is freed on a thread of
+     * its own and *defer_cleanup receives it (NULL when it was freed at once); the caller
+     * must pass it to sx_seal_cleanup_wait. The options and their strings may go away
+     * before that; the thread touches only the build's own memory. */
+    struct sx_seal_cleanup **defer_cleanup;
 } sx_seal_options;
+
+typedef struct sx_seal_cleanup sx_seal_cleanup;
+/* Wait for a deferred cleanup and free it; NULL is a no-op. */
+void sx_seal_cleanup_wait(sx_seal_cleanup *c);
 
 /* Compute the seal and return the CodeResources XML bytes (Apple's layout: sorted keys,
  * tabs). Fails naming the file on I/O errors. */

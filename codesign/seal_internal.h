@@ -118,6 +118,9 @@ typedef struct sx_hash_job {
      * stat_known set (then a cache hit needs no open) */
     bool stat_known;
     uint64_t dev, ino, mtime_ns, ctime_ns;
+    /* Set by sx_hash_prefetch_stat: the prefetched cache's record for `rel`, which spares the
+     * lookup (used only when the run takes that prefetched cache). */
+    const void *cache_rec;
 } sx_hash_job;
 
 typedef struct sx_hash_stats {
@@ -143,6 +146,17 @@ typedef struct sx_hash_prefetch sx_hash_prefetch;
 sx_hash_prefetch *sx_hash_prefetch_start(const char *cache_path);
 int sx_hash_prefetch_finish(sx_hash_prefetch *pf);
 void sx_hash_prefetch_free(sx_hash_prefetch *pf);
+/* Stat-ahead, to overlap the walk with the incremental cache checks: the walk reports each
+ * regular file it finds (`name` in the open directory `dirfd`; `rel` its cache key; all three
+ * must stay valid until sx_hash_prefetch_free) and gets an index back (SIZE_MAX: not queued).
+ * Once the cache is loaded, and only if it has records, the prefetch thread fstatat()s each
+ * queued file the cache knows while the walk goes on. sx_hash_prefetch_walk_done ends the
+ * queue, drains what is left on the calling thread too, and waits for the prefetch thread;
+ * sx_hash_prefetch_stat then fills a job's identity (setting stat_known) when a regular file
+ * was seen there, so that a cache hit costs no system call at all. */
+size_t sx_hash_prefetch_push(sx_hash_prefetch *pf, int dirfd, const char *name, const char *rel);
+void sx_hash_prefetch_walk_done(sx_hash_prefetch *pf);
+bool sx_hash_prefetch_stat(const sx_hash_prefetch *pf, size_t idx, sx_hash_job *j);
 int sx_hash_jobs_run_prefetched(sx_hash_job *jobs, size_t n, unsigned threads,
                                 const char *cache_path, sx_hash_prefetch *pf,
                                 sx_hash_stats *stats);

@@ -203,3 +203,31 @@ Test(codesign_sign, incremental_resign_matches_full)
     free(inc);
     free(full);
 }
+
+/* The identity loads while the seal is computed: its failure is still the one reported (as when
+ * it was loaded first), also when the seal fails too, and nothing is written. */
+Test(codesign_sign, identity_failure_wins_over_the_seal)
+{
+    sx_fx_make_bundles();
+    sx_fx_write("pw", "wrong\n", 0600);
+    char id[1024], pw[1024];
+    snprintf(id, sizeof(id), "%s", sx_fx_path("a.p12"));
+    snprintf(pw, sizeof(pw), "%s", sx_fx_path("pw"));
+    sysext_sign_options o = SYSEXT_SIGN_OPTIONS_INIT;
+    o.identity = id;
+    o.password_file = pw;
+    const char *dext = sx_fx_path("src/com.example.sensor.dext");
+    cr_assert_eq(sysext_sign(dext, &o), SYSEXT_EPERM, "%s", sx_errmsg());
+    cr_assert_not_null(strstr(sx_errmsg(), "wrong password"), "%s", sx_errmsg());
+    cr_assert_not(sx_path_exists(sx_fx_path("src/com.example.sensor.dext/_CodeSignature")));
+
+    /* Something the seal rejects (a FIFO): the identity's failure still comes first... */
+    cr_assert_eq(mkfifo(sx_fx_path("src/com.example.sensor.dext/pipe"), 0644), 0);
+    cr_assert_eq(sysext_sign(dext, &o), SYSEXT_EPERM, "%s", sx_errmsg());
+    cr_assert_not_null(strstr(sx_errmsg(), "wrong password"), "%s", sx_errmsg());
+    /* ...and with the right password the seal's own error is reported. */
+    o.password_file = NULL;
+    cr_assert_eq(sysext_sign(dext, &o), SYSEXT_EFORMAT, "%s", sx_errmsg());
+    cr_assert_not_null(strstr(sx_errmsg(), "pipe: unsupported resource"), "%s", sx_errmsg());
+    cr_assert_not(sx_path_exists(sx_fx_path("src/com.example.sensor.dext/_CodeSignature")));
+}
