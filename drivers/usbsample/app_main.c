@@ -243,7 +243,7 @@ static int do_watch(const char *sock, double seconds, uint64_t max)
 {
     int64_t deadline = seconds > 0 ? now_ms() + (int64_t)(seconds * 1000) : 0;
     uint64_t printed = 0;
-    bool waiting_said = false;
+    bool waiting_said = false, refused_said = false;
     while (!g_stop && !(deadline && now_ms() >= deadline) && !(max && printed >= max)) {
         sysext_ioconnect *c = NULL;
         int rc = open_driver(sock, &c);
@@ -256,10 +256,15 @@ static int do_watch(const char *sock, double seconds, uint64_t max)
             continue;
         }
         if (rc < 0) {
-            fprintf(stderr, "usbsample-app: opening the driver: %s\n", sysext_last_error());
-            return 2;
+            /* e.g. the daemon refuses an app whose bundle was replaced under it: say so once and
+             * keep waiting; a long-running app does not give up on its driver */
+            if (!refused_said)
+                printf("cannot open the driver: %s; retrying\n", sysext_last_error());
+            refused_said = true;
+            sleep_ms(500);
+            continue;
         }
-        waiting_said = false;
+        waiting_said = refused_said = false;
         int r = watch_session(c, deadline, max, &printed);
         sysext_ioconnect_close(c);
         fflush(stdout);
