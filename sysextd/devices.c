@@ -195,9 +195,39 @@ static void inst_remove(sxd_daemon *d, size_t i)
 }
 
 /* Forget the instance first, then tell the host (whose on_state may come back at once). */
+/* The attached USB device a nub belongs to (itself or its parent), 0 for other nubs. */
+static uint64_t device_of(sxd_daemon *d, uint64_t nub_id)
+{
+    sx_nub *n = sx_registry_find(d->registry, nub_id);
+    if (!n)
+        return 0;
+    if (!strcmp(n->class_name, "IOUSBHostDevice"))
+        return n->id;
+    if (!strcmp(n->class_name, "IOUSBHostInterface") && n->parent)
+        return n->parent->id;
+    return 0;
+}
+
+static bool device_draining(const sxd_services *sv, uint64_t device)
+{
+    for (size_t i = 0; device && i < sv->n_draining; i++)
+        if (sv->draining[i].device == device)
+            return true;
+    return false;
+}
+
 static void inst_stop(sxd_daemon *d, size_t i)
 {
     uint64_t id = d->services->inst[i].id;
+    sxd_services *sv = d->services;
+    uint64_t dev = device_of(d, sv->inst[i].provider_id);
+    if (id && dev) {
+        struct sxd_draining *nv = reallocarray(sv->draining, sv->n_draining + 1, sizeof(*nv));
+        if (nv) {
+            sv->draining = nv;
+            sv->draining[sv->n_draining++] = (struct sxd_draining){id, dev};
+        }
+    }
     fprintf(stderr, "sysextd: stopping driver instance %" PRIu64 " (%s on nub %#" PRIx64 ")\n",
             id, d->services->inst[i].bundle_id, d->services->inst[i].provider_id);
     inst_remove(d, i);
@@ -241,6 +271,14 @@ void sxd_services_driver_state(void *daemon, uint64_t instance, const char *stat
     sxd_services *sv = d ? d->services : NULL;
     if (!sv || !state)
         return;
+    if (strcmp(state, SXD_DRV_STOPPING) && strcmp(state, SXD_DRV_RUNNING) &&
+        strcmp(state, SXD_DRV_STARTING))
+        for (size_t i = 0; i < sv->n_draining; i++)
+            if (sv->draining[i].instance == instance) {
+                sv->draining[i] = sv->draining[--sv->n_draining];
+                sv->need_deferred = true; /* its device is free for the starts that wait */
+                break;
+            }
     sxd_instance *in = inst_by_id(sv, instance);
     if (!in && sv->launching >= 0 && !sv->inst[sv->launching].id) {
         in = &sv->inst[sv->launching];
@@ -375,6 +413,18 @@ static int start_one(sxd_daemon *d, const change *ch)
     size_t idx = sv->n_inst++;
     set_binding_state(d, ch->nub, ch->category, SXD_DRV_STARTING);
 
+    if (sxd_usb_prepare_session(d, nub->id) < 0) {
+        fprintf(stderr, "sysextd: starting %s on nub %#" PRIx64 ": %s\n", ch->bundle_id, ch->nub,
+                sx_errmsg());
+        set_binding_state(d, ch->nub, ch->category, SXD_DRV_START_FAILED);
+        inst_remove(d, idx);
+        return 0;
+    }
+    nub = sx_registry_find(d->registry, ch->nub); /* a failed renewal removes the device */
+    if (!nub) {
+        inst_remove(d, idx);
+        return 0;
+    }
     int fds[1];
     size_t n_fds = sxd_services_nub_fds(d, nub, fds);
     uint8_t one = 0;
@@ -436,9 +486,25 @@ int sxd_services_rematch(sxd_daemon *d)
             if (k >= 0)
                 inst_stop(d, (size_t)k);
         }
-        for (size_t i = 0; i < c.n; i++)
-            if (c.v[i].bundle_id)
+        for (size_t i = 0; i < c.n; i++) {
+            if (!c.v[i].bundle_id)
+                continue;
+            uint64_t dev = device_of(d, c.v[i].nub);
+            if (!device_draining(sv, dev)) {
                 start_one(d, &c.v[i]);
+                continue;
+            }
+            struct sxd_deferred *nv = reallocarray(sv->deferred, sv->n_deferred + 1, sizeof(*nv));
+            if (!nv)
+                continue;
+            sv->deferred = nv;
+            struct sxd_deferred *df = &sv->deferred[sv->n_deferred++];
+            *df = (struct sxd_deferred){c.v[i].nub, dev, c.v[i].category, c.v[i].bundle_id,
+                                        c.v[i].personality};
+            c.v[i].category = c.v[i].bundle_id = c.v[i].personality = NULL; /* moved */
+            fprintf(stderr, "sysextd: %s waits for the previous driver of device %#" PRIx64
+                    " to finish\n", df->bundle_id, dev);
+        }
         changes_free(&c);
         if (rc < 0 || !sv->need_rematch)
             break;
@@ -709,6 +775,13 @@ void sxd_services_stop(sxd_daemon *d)
         d->host = NULL;
     }
     free(sv->inst);
+    for (size_t i = 0; i < sv->n_deferred; i++) {
+        free(sv->deferred[i].category);
+        free(sv->deferred[i].bundle_id);
+        free(sv->deferred[i].personality);
+    }
+    free(sv->deferred);
+    free(sv->draining);
     dexts_free(sv->dexts, sv->n_dexts);
     sx_personality_set_free(&sv->set);
     free(sv);
@@ -757,8 +830,35 @@ static void reset_crashed(sxd_daemon *d)
     }
 }
 
+/* Starts whose device's previous driver has now let go, if their binding still stands. */
+static void run_deferred(sxd_daemon *d)
+{
+    sxd_services *sv = d->services;
+    sv->need_deferred = false;
+    for (size_t i = 0; i < sv->n_deferred;) {
+        struct sxd_deferred *df = &sv->deferred[i];
+        if (device_draining(sv, df->device)) {
+            i++;
+            continue;
+        }
+        sx_nub *nub = sx_registry_find(d->registry, df->nub);
+        const sx_binding *b = nub && !(nub->state & SX_NUB_TERMINATED)
+                                  ? sx_nub_driver(nub, df->category) : NULL;
+        if (b && !strcmp(b->bundle_id, df->bundle_id) && !strcmp(b->personality, df->personality)) {
+            change ch = {df->nub, df->category, df->bundle_id, df->personality, false};
+            start_one(d, &ch);
+        }
+        free(df->category);
+        free(df->bundle_id);
+        free(df->personality);
+        sv->deferred[i] = sv->deferred[--sv->n_deferred];
+    }
+}
+
 void sxd_services_tick(sxd_daemon *d)
 {
+    if (d->services && d->services->need_deferred)
+        run_deferred(d);
     if (d->services && d->services->need_reset)
         reset_crashed(d);
     if (d->services && d->services->need_rematch && sxd_services_rematch(d) < 0)

@@ -37,6 +37,7 @@ typedef struct sxd_usbdev {
     struct sx_usbip_client *client; /* USB/IP; NULL for libusb */
     int fd;               /* the descriptor handed to drivers */
     bool watched;         /* in the daemon's epoll set */
+    bool used;            /* a driver has had this session: the next one gets a fresh one */
     void *libusb_handle;  /* hotplug.c */
 } sxd_usbdev;
 
@@ -51,6 +52,14 @@ typedef struct sxd_services {
     ssize_t launching;    /* index of the instance whose sxd_host_start is running, -1 */
     bool need_rematch;    /* a driver service nub went away: reap it on the next tick */
     bool need_reset;      /* a driver on an attached device crashed: fresh sessions first */
+    /* Drivers told to stop whose process may still hold their device's session, and the starts
+     * that wait for them (a new driver gets the device only after the old one let go, as
+     * DriverKit parks an upgrade until the old server finalizes). */
+    struct sxd_draining { uint64_t instance, device; } *draining;
+    size_t n_draining;
+    struct sxd_deferred { uint64_t nub, device; char *category, *bundle_id, *personality; } *deferred;
+    size_t n_deferred;
+    bool need_deferred;   /* a draining driver finished: try the waiting starts */
     bool own_host;        /* the host was created here (freed here) */
     sxd_usbdev *devs[SXD_MAX_DEVICES];
     uint32_t next_location;
@@ -81,6 +90,10 @@ int sxd_transport_entitled(const char *staged_path, const struct sx_nub *nub, ch
  * session (borrowed): a new USB/IP import, or the usbfs node opened again. SYSEXT_ENOTFOUND:
  * not an attached device. */
 int sxd_usb_reset(struct sxd_daemon *d, uint64_t nub_id, uint64_t *device_nub, int *fd);
+/* Before a driver gets the session of the device of `nub_id`: a session another driver had is
+ * renewed first (sxd_usb_reset: late replies to that driver's URBs would reach the new one).
+ * 0 also for nubs of no attached device. */
+int sxd_usb_prepare_session(struct sxd_daemon *d, uint64_t nub_id);
 int sxd_usb_list(struct sxd_daemon *d, const char *remote, plist_t out);
 void sxd_usb_free_all(struct sxd_daemon *d);
 /* Add a device read by a backend: registry nubs + table entry (fd is taken). */

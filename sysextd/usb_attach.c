@@ -404,9 +404,27 @@ int sxd_usb_reset(sxd_daemon *d, uint64_t nub_id, uint64_t *device_nub, int *fd)
         struct epoll_event ev = {.events = EPOLLRDHUP, .data.u64 = SXD_TAG_DEVICE0 + (uint64_t)slot};
         u->watched = epoll_ctl(d->epfd, EPOLL_CTL_ADD, u->fd, &ev) == 0;
     }
-    fprintf(stderr, "sysextd: device %#" PRIx64 " (%s): new USB/IP session after a driver crash\n",
+    fprintf(stderr, "sysextd: device %#" PRIx64 " (%s): new USB/IP session for its next driver\n",
             u->nub_id, u->url);
     *fd = u->fd;
+    return 0;
+}
+
+int sxd_usb_prepare_session(sxd_daemon *d, uint64_t nub_id)
+{
+    ssize_t slot = dev_slot_of_nub(d, nub_id);
+    if (slot < 0)
+        return 0;
+    sxd_usbdev *u = d->services->devs[slot];
+    if (u->used) {
+        uint64_t dev = 0;
+        int fd = -1;
+        int rc = sxd_usb_reset(d, nub_id, &dev, &fd);
+        if (rc < 0)
+            return rc;
+    }
+    if (d->services->devs[slot])
+        d->services->devs[slot]->used = true;
     return 0;
 }
 
