@@ -9,6 +9,7 @@
 #include "sysext/device.h"
 #include "sysextd/proto.h"
 #include "util/buf.h"
+#include "util/plist_json.h"
 
 int sysext_device_attach(const char *socket_path, const char *url, uint64_t *out_id)
 {
@@ -39,50 +40,6 @@ int sysext_device_detach(const char *socket_path, uint64_t id)
     return sx_client_admin_call(socket_path, m, NULL);
 }
 
-static json_object *to_json(plist_t p)
-{
-    switch (plist_get_node_type(p)) {
-    case PLIST_UINT: {
-        uint64_t v = 0;
-        plist_get_uint_val(p, &v);
-        return json_object_new_uint64(v);
-    }
-    case PLIST_BOOLEAN: {
-        uint8_t b = 0;
-        plist_get_bool_val(p, &b);
-        return json_object_new_boolean(b);
-    }
-    case PLIST_STRING:
-        return json_object_new_string(plist_get_string_ptr(p, NULL));
-    case PLIST_ARRAY: {
-        json_object *a = json_object_new_array();
-        for (uint32_t i = 0; i < plist_array_get_size(p); i++)
-            json_object_array_add(a, to_json(plist_array_get_item(p, i)));
-        return a;
-    }
-    case PLIST_DICT: {
-        json_object *o = json_object_new_object();
-        plist_dict_iter it = NULL;
-        plist_dict_new_iter(p, &it);
-        for (;;) {
-            char *k = NULL;
-            plist_t v = NULL;
-            plist_dict_next_item(p, it, &k, &v);
-            if (!v) {
-                free(k);
-                break;
-            }
-            json_object_object_add(o, k, to_json(v));
-            free(k);
-        }
-        free(it);
-        return o;
-    }
-    default:
-        return NULL;
-    }
-}
-
 static const char *speed_name(uint64_t s)
 {
     static const char *const names[] = {"unknown", "low", "full", "high", "wireless", "super",
@@ -93,7 +50,7 @@ static const char *speed_name(uint64_t s)
 static int render(plist_t arr, bool remote, unsigned flags, char **out)
 {
     if (flags & SYSEXT_OUTPUT_JSON) {
-        json_object *o = to_json(arr);
+        json_object *o = sx_plist_to_json(arr);
         const char *s = json_object_to_json_string_ext(
             o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE | JSON_C_TO_STRING_SPACED);
         if (!s || asprintf(out, "%s\n", s) < 0)
