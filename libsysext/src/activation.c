@@ -387,11 +387,16 @@ int sysext_client_wait(sysext_client *c, int timeout_ms)
 
 #define ADMIN_TIMEOUT_MS 120000
 
-/* Send `msg` (consumed) and wait for its reply. */
-static int admin_call(const char *socket_path, plist_t msg, plist_t *reply_out)
+/* Send `msg` (consumed) and wait up to `timeout_ms` for its reply. A descriptor the daemon
+ * attaches (SCM_RIGHTS, the ioservice-open reply: sysextd/proto.h) goes to *fd_out (-1 when
+ * none) when fd_out is not NULL; otherwise it is closed. */
+static int admin_call(const char *socket_path, plist_t msg, plist_t *reply_out, int *fd_out,
+                      int timeout_ms)
 {
     *reply_out = NULL;
-    int fd = -1;
+    if (fd_out)
+        *fd_out = -1;
+    int fd = -1, got_fd = -1;
     int rc = connect_to(socket_path, &fd);
     if (rc < 0) {
         plist_free(msg);
@@ -404,7 +409,7 @@ static int admin_call(const char *socket_path, plist_t msg, plist_t *reply_out)
     }
     sx_buf in;
     sx_buf_init(&in, SXD_PROTO_MAX + 8);
-    int64_t end = now_ms() + ADMIN_TIMEOUT_MS;
+    int64_t end = now_ms() + timeout_ms;
     for (;;) {
         plist_t m = NULL;
         size_t used = 0;
@@ -442,7 +447,30 @@ static int admin_call(const char *socket_path, plist_t msg, plist_t *reply_out)
             break;
         }
         uint8_t tmp[16384];
-        ssize_t n = recv(fd, tmp, sizeof(tmp), MSG_DONTWAIT);
+        union {
+            char buf[CMSG_SPACE(sizeof(int) * 4)];
+            struct cmsghdr align;
+        } ctl;
+        struct iovec iov = {tmp, sizeof(tmp)};
+        struct msghdr mh = {0};
+        mh.msg_iov = &iov;
+        mh.msg_iovlen = 1;
+        mh.msg_control = ctl.buf;
+        mh.msg_controllen = sizeof(ctl.buf);
+        ssize_t n = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+        for (struct cmsghdr *h = n >= 0 ? CMSG_FIRSTHDR(&mh) : NULL; h; h = CMSG_NXTHDR(&mh, h)) {
+            if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS || h->cmsg_len < CMSG_LEN(0))
+                continue;
+            size_t k = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+            for (size_t i = 0; i < k; i++) {
+                int f;
+                memcpy(&f, CMSG_DATA(h) + i * sizeof(int), sizeof(int));
+                if (got_fd < 0)
+                    got_fd = f;
+                else
+                    close(f);
+            }
+        }
         if (n < 0 && (errno == EAGAIN || errno == EINTR))
             continue;
         if (n <= 0) {
@@ -454,13 +482,19 @@ static int admin_call(const char *socket_path, plist_t msg, plist_t *reply_out)
     }
     sx_buf_free(&in);
     close(fd);
+    if (rc == 0 && fd_out) {
+        *fd_out = got_fd;
+        got_fd = -1;
+    }
+    if (got_fd >= 0)
+        close(got_fd);
     return rc;
 }
 
 static int simple_call(const char *socket_path, plist_t msg, plist_t *reply_out)
 {
     plist_t r = NULL;
-    int rc = admin_call(socket_path, msg, &r);
+    int rc = admin_call(socket_path, msg, &r, NULL, ADMIN_TIMEOUT_MS);
     if (reply_out)
         *reply_out = r;
     else if (r)
@@ -767,4 +801,10 @@ int sysext_admin_policy_show(const char *socket_path, unsigned flags, char **out
 int sx_client_admin_call(const char *socket_path, plist_t msg, plist_t *reply_out)
 {
     return simple_call(socket_path, msg, reply_out);
+}
+
+int sx_client_call(const char *socket_path, plist_t msg, plist_t *reply_out, int *fd_out,
+                   int timeout_ms)
+{
+    return admin_call(socket_path, msg, reply_out, fd_out, timeout_ms);
 }

@@ -8,5 +8,9 @@
  * the default) and wait for its reply: 0 with *reply_out (owned by the caller, may be NULL
  * to drop it), or the daemon's error code with its message. */
 int sx_client_admin_call(const char *socket_path, plist_t msg, plist_t *reply_out);
+/* The same with a reply timeout, and the descriptor the daemon attaches to its reply
+ * (SCM_RIGHTS; -1 when none) in *fd_out when fd_out is not NULL (closed otherwise). */
+int sx_client_call(const char *socket_path, plist_t msg, plist_t *reply_out, int *fd_out,
+                   int timeout_ms);
 
 #endif

@@ -15,6 +15,7 @@
 #include "libsysext/src/ioconnect_wire.h"
 #include "runtime/include/sysext/driverkit/DKUserClientProtocol.h"
 #include "sysext/ioconnect.h"
+#include "libsysext/src/client.h"
 #include "sysextd/proto.h"
 
 
@@ -588,138 +589,6 @@ void sysext_ioconnect_close(sysext_ioconnect *c)
 
 #define DAEMON_TIMEOUT_MS 30000
 
-static int daemon_connect(const char *path, int *out)
-{
-    struct sockaddr_un sa = { .sun_family = AF_UNIX };
-    if (!path || !*path) {
-        const char *e = getenv("SYSEXT_SOCKET");
-        path = e && *e ? e : SXD_DEFAULT_SOCKET;
-    }
-    if (strlen(path) >= sizeof(sa.sun_path))
-        return sx_err(SYSEXT_EINVAL, "%s: socket path too long", path);
-    memcpy(sa.sun_path, path, strlen(path) + 1);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return sx_err_errno(SYSEXT_EIO, errno, "socket");
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-        int rc = sx_err_errno(SYSEXT_EIO, errno, "cannot reach sysextd at %s", path);
-        close(fd);
-        return rc;
-    }
-    *out = fd;
-    return 0;
-}
-
-/* One request on a fresh connection: send `msg` (consumed), wait for the reply. The daemon
- * attaches a descriptor (SCM_RIGHTS) to the first byte of an ioservice-open reply frame
- * (sysextd/proto.h); *fd_out gets it (-1 when none), when not NULL. */
-static int daemon_call(const char *socket_path, plist_t msg, plist_t *reply_out, int *fd_out)
-{
-    *reply_out = NULL;
-    if (fd_out)
-        *fd_out = -1;
-    int fd = -1, got_fd = -1;
-    int rc = daemon_connect(socket_path, &fd);
-    if (rc < 0) {
-        plist_free(msg);
-        return rc;
-    }
-    sxd_dict_set_uint(msg, "id", 1);
-    sx_buf out = SX_BUF_INIT, in;
-    rc = sxd_msg_encode(msg, &out);
-    plist_free(msg);
-    for (size_t off = 0; rc == 0 && off < out.len;) {
-        ssize_t n = send(fd, out.data + off, out.len - off, MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            rc = sx_err_errno(SYSEXT_EIO, errno, "sending to sysextd");
-        else
-            off += (size_t)n;
-    }
-    sx_buf_free(&out);
-    sx_buf_init(&in, SXD_PROTO_MAX + 8);
-    int64_t end = mono_ms() + DAEMON_TIMEOUT_MS;
-    while (rc == 0) {
-        plist_t m = NULL;
-        size_t used = 0;
-        rc = sxd_msg_decode(in.data, in.len, SXD_PROTO_MAX, &m, &used);
-        if (rc < 0)
-            break;
-        if (rc == 1) {
-            rc = 0;
-            const char *type = sxd_dict_str(m, "type");
-            if (!strcmp(type, "reply") || !strcmp(type, "error")) {
-                uint64_t err = sxd_dict_uint(m, "err", 0);
-                if (err) {
-                    const char *message = sxd_dict_str(m, "message");
-                    rc = sx_err(err > 30 ? SYSEXT_ERROR : -(int)err, "sysextd: %s",
-                                message ? message : "request failed");
-                    plist_free(m);
-                } else {
-                    *reply_out = m;
-                }
-                break;
-            }
-            plist_free(m);
-            memmove(in.data, in.data + used, in.len - used);
-            in.len -= used;
-            continue;
-        }
-        int64_t left = end - mono_ms();
-        if (left <= 0) {
-            rc = sx_err(SYSEXT_ETIMEOUT, "no reply from sysextd");
-            break;
-        }
-        struct pollfd p = { .fd = fd, .events = POLLIN };
-        if (poll(&p, 1, (int)left) < 0 && errno != EINTR) {
-            rc = sx_err_errno(SYSEXT_EIO, errno, "poll");
-            break;
-        }
-        uint8_t tmp[16384];
-        union {
-            char buf[CMSG_SPACE(sizeof(int) * 4)];
-            struct cmsghdr align;
-        } ctl;
-        struct iovec iov = { tmp, sizeof(tmp) };
-        struct msghdr mh = { 0 };
-        mh.msg_iov = &iov;
-        mh.msg_iovlen = 1;
-        mh.msg_control = ctl.buf;
-        mh.msg_controllen = sizeof(ctl.buf);
-        ssize_t n = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-        for (struct cmsghdr *h = n >= 0 ? CMSG_FIRSTHDR(&mh) : NULL; h; h = CMSG_NXTHDR(&mh, h)) {
-            if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS || h->cmsg_len < CMSG_LEN(0))
-                continue;
-            size_t k = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-            for (size_t i = 0; i < k; i++) {
-                int f;
-                memcpy(&f, CMSG_DATA(h) + i * sizeof(int), sizeof(int));
-                if (got_fd < 0)
-                    got_fd = f;
-                else
-                    close(f);
-            }
-        }
-        if (n < 0 && (errno == EAGAIN || errno == EINTR))
-            continue;
-        if (n <= 0) {
-            rc = sx_err(SYSEXT_EIO, "sysextd closed the connection");
-            break;
-        }
-        rc = sx_buf_append(&in, tmp, (size_t)n);
-    }
-    sx_buf_free(&in);
-    close(fd);
-    if (rc == 0 && fd_out) {
-        *fd_out = got_fd;
-        got_fd = -1;
-    }
-    if (got_fd >= 0)
-        close(got_fd);
-    return rc;
-}
-
 static plist_t json_to_plist(json_object *j, int depth)
 {
     if (depth > 16)
@@ -782,7 +651,7 @@ int sysext_ioservice_get_matching(const char *socket_path, const char *matching_
     plist_t m = sxd_msg_new("ioservice-match");
     plist_dict_set_item(m, "matching", dict);
     plist_t r = NULL;
-    int rc = daemon_call(socket_path, m, &r, NULL);
+    int rc = sx_client_call(socket_path, m, &r, NULL, DAEMON_TIMEOUT_MS);
     if (rc < 0)
         return rc;
     plist_t arr = plist_dict_get_item(r, "ids");
@@ -817,7 +686,7 @@ int sysext_ioservice_open(const char *socket_path, uint64_t service_id, uint32_t
     sxd_dict_set_uint(m, "uctype", type);
     plist_t r = NULL;
     int fd = -1;
-    int rc = daemon_call(socket_path, m, &r, &fd);
+    int rc = sx_client_call(socket_path, m, &r, &fd, DAEMON_TIMEOUT_MS);
     if (rc < 0)
         return rc;
     plist_free(r);
