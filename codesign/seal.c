@@ -5,6 +5,7 @@
 #include "codesign/hash.h"
 #include "codesign/seal_internal.h"
 #include "codesign/phase.h"
+#include "codesign/seal_tree.h"
 #include "util/fs.h"
 #include "util/hex.h"
 
@@ -49,6 +50,12 @@ typedef struct walker {
     uint8_t *dbuf; /* getdents64 buffer, WALK_DBUF bytes, shared (a directory is read whole
                     * before the walk descends) */
     sx_hash_prefetch *pf;      /* stat-ahead of the files the cache may know; may be NULL */
+    /* Incremental builds: the previous walk's snapshot (may be NULL) and this walk's listings
+     * in walk order, fresh ones owned, replayed ones pointing into old_tree. */
+    bool record;
+    const sx_seal_tree *old_tree;
+    sx_tree_dir **dirs;
+    size_t ndirs, capdirs, replayed;
 } walker;
 
 static void walker_free(walker *w)
@@ -67,6 +74,14 @@ static void walker_free(walker *w)
     w->nfds = w->capfds = 0;
     free(w->dbuf);
     w->dbuf = NULL;
+    for (size_t i = 0; i < w->ndirs; i++)
+        if (w->dirs[i]->owned) {
+            sx_tree_dir_free(w->dirs[i]);
+            free(w->dirs[i]);
+        }
+    free(w->dirs);
+    w->dirs = NULL;
+    w->ndirs = w->capdirs = 0;
 }
 
 /* Keep `dfd` open for the hashers (the walker closes it at the end), within a budget of
@@ -126,21 +141,32 @@ static bool wanted(const sx_seal_rule *r)
     return r && !(r->flags & (SX_RULE_OMIT | SX_RULE_EXCLUSION));
 }
 
-/* Walk one directory (dirfd is consumed). `prefix` is its path relative to the base ("" for
- * the base). Entries sorted by byte order; symlinks never followed. */
-static int walk_dir(walker *w, int dfd, const char *prefix, bool in_r2, unsigned depth)
+static int rule_index(const sx_seal_rules *rs, const sx_seal_rule *r)
+{
+    return r ? (int)(r - rs->v) : -1;
+}
+
+static const sx_seal_rule *rule_at(const sx_seal_rules *rs, int32_t i)
+{
+    return rs && i >= 0 && (size_t)i < rs->n ? &rs->v[i] : NULL;
+}
+
+/* Read the directory `dfd` into a fresh listing: its names in byte order with their types
+ * (d_type, or an fstatat where the file system gives none) and each name's winning rules. */
+static int list_dir(walker *w, int dfd, const char *prefix, bool in_r2, sx_tree_dir **out)
 {
     char **names = NULL;
-    size_t nn = 0, cap = 0;
-    int rc = 0, keep = -1;
-    bool keep_tried = false;
-    if (depth > WALK_MAX_DEPTH) {
-        close(dfd);
-        return sx_err(SYSEXT_ELIMIT, "%s/%s: directories nested too deeply", w->what, prefix);
-    }
-    if (!w->dbuf && !(w->dbuf = malloc(WALK_DBUF))) {
-        close(dfd);
+    size_t nn = 0, cap = 0, plen = strlen(prefix), sep = plen ? 1 : 0;
+    int rc = 0;
+    sx_tree_dir *d = calloc(1, sizeof(*d));
+    if (!d || !(d->rel = strdup(prefix))) {
+        free(d);
         return sx_err(SYSEXT_ENOMEM, "out of memory");
+    }
+    d->owned = true;
+    if (!w->dbuf && !(w->dbuf = malloc(WALK_DBUF))) {
+        rc = sx_err(SYSEXT_ENOMEM, "out of memory");
+        goto out;
     }
     /* getdents64 straight into a buffer: no DIR (its fstat, fcntl and 32 KiB allocation), and
      * the descriptor itself is what the hashers keep. */
@@ -198,10 +224,115 @@ static int walk_dir(walker *w, int dfd, const char *prefix, bool in_r2, unsigned
         }
     }
     sx_qsort(names, nn, sizeof(*names), cmp_name);
-    for (size_t i = 0; i < nn && rc == 0; i++) {
+    if (!(d->e = calloc(nn ? nn : 1, sizeof(*d->e)))) {
+        rc = sx_err(SYSEXT_ENOMEM, "out of memory");
+        goto out;
+    }
+    char rel[WALK_MAX_PATH + 2];
+    for (size_t i = 0; i < nn; i++) {
         const char *name = names[i] + 1;
         unsigned char dtype = (unsigned char)names[i][0];
-        size_t plen = strlen(prefix), nlen = strlen(name), sep = plen ? 1 : 0;
+        size_t nlen = strlen(name);
+        if (plen + sep + nlen > WALK_MAX_PATH) {
+            rc = sx_err(SYSEXT_ELIMIT, "%s/%s%s%s: path too long", w->what, prefix,
+                        sep ? "/" : "", name);
+            goto out;
+        }
+        memcpy(rel, prefix, plen);
+        rel[plen] = '/';
+        memcpy(rel + plen + sep, name, nlen + 1);
+        if (dtype == DT_UNKNOWN) {
+            struct stat st;
+            if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+                rc = sx_err_errno(SYSEXT_EIO, errno, "%s/%s", w->what, rel);
+                goto out;
+            }
+            dtype = S_ISDIR(st.st_mode) ? DT_DIR : S_ISREG(st.st_mode) ? DT_REG
+                                                : S_ISLNK(st.st_mode)  ? DT_LNK
+                                                                       : DT_FIFO;
+        } else if (dtype != DT_DIR && dtype != DT_REG && dtype != DT_LNK) {
+            dtype = DT_FIFO; /* anything else: unsupported where it is sealed */
+        }
+        sx_tree_ent *e = &d->e[d->n];
+        e->dtype = dtype;
+        e->r2 = in_r2 ? rule_index(w->rs2, sx_seal_rules_match(w->rs2, rel)) : -1;
+        e->r1 = w->rs1 ? rule_index(w->rs1, sx_seal_rules_match(w->rs1, rel)) : -1;
+        e->name = names[i]; /* taken over: the name stays behind its type byte */
+        memmove(e->name, e->name + 1, nlen + 1);
+        names[i] = NULL;
+        d->n++;
+    }
+out:
+    for (size_t i = 0; i < nn; i++)
+        free(names[i]);
+    free(names);
+    if (rc < 0) {
+        sx_tree_dir_free(d);
+        free(d);
+        return rc;
+    }
+    *out = d;
+    return 0;
+}
+
+/* Keep a listing of this walk for the snapshot (a fresh one is taken over). */
+static int walker_record(walker *w, sx_tree_dir *d)
+{
+    if (w->ndirs == w->capdirs) {
+        size_t ncap = w->capdirs ? w->capdirs * 2 : 64, bytes;
+        if (SX_MUL_OVERFLOW(ncap, sizeof(*w->dirs), &bytes))
+            return sx_err(SYSEXT_ELIMIT, "%s: too many directories", w->what);
+        sx_tree_dir **nv = realloc(w->dirs, bytes);
+        if (!nv)
+            return sx_err(SYSEXT_ENOMEM, "out of memory");
+        w->dirs = nv;
+        w->capdirs = ncap;
+    }
+    w->dirs[w->ndirs++] = d;
+    return 0;
+}
+
+/* Walk one directory (dirfd is consumed). `prefix` is its path relative to the base ("" for
+ * the base). Entries sorted by byte order; symlinks never followed. With a snapshot, an
+ * unchanged directory's listing is replayed instead of read. */
+static int walk_dir(walker *w, int dfd, const char *prefix, bool in_r2, unsigned depth)
+{
+    int rc = 0, keep = -1;
+    bool keep_tried = false;
+    const sx_tree_dir *d = NULL;
+    sx_tree_dir *fresh = NULL;
+    struct stat dst;
+    if (depth > WALK_MAX_DEPTH) {
+        close(dfd);
+        return sx_err(SYSEXT_ELIMIT, "%s/%s: directories nested too deeply", w->what, prefix);
+    }
+    bool ident = w->record && fstat(dfd, &dst) == 0;
+    if (ident && (d = sx_seal_tree_find(w->old_tree, prefix, &dst)))
+        w->replayed++;
+    if (!d) {
+        if ((rc = list_dir(w, dfd, prefix, in_r2, &fresh)) < 0) {
+            close(dfd);
+            return rc;
+        }
+        d = fresh;
+        if (ident) {
+            fresh->dev = (uint64_t)dst.st_dev;
+            fresh->ino = (uint64_t)dst.st_ino;
+            fresh->mtime_ns = sx_timespec_ns(dst.st_mtim);
+            fresh->ctime_ns = sx_timespec_ns(dst.st_ctim);
+            if ((rc = walker_record(w, fresh)) < 0)
+                goto out;
+            fresh = NULL; /* the walker's now; d stays valid */
+        }
+    } else if ((rc = walker_record(w, (sx_tree_dir *)(uintptr_t)d)) < 0) {
+        goto out; /* a replayed listing is recorded, never freed, by the walker */
+    }
+    size_t plen = strlen(prefix), sep = plen ? 1 : 0;
+    for (size_t i = 0; i < d->n && rc == 0; i++) {
+        const sx_tree_ent *e = &d->e[i];
+        const char *name = e->name;
+        unsigned char dtype = e->dtype;
+        size_t nlen = strlen(name);
         char *rel = malloc(plen + sep + nlen + 1);
         if (!rel) {
             rc = sx_err(SYSEXT_ENOMEM, "out of memory");
@@ -210,24 +341,8 @@ static int walk_dir(walker *w, int dfd, const char *prefix, bool in_r2, unsigned
         memcpy(rel, prefix, plen);
         rel[plen] = '/';
         memcpy(rel + plen + sep, name, nlen + 1);
-        if (plen + sep + nlen > WALK_MAX_PATH) {
-            rc = sx_err(SYSEXT_ELIMIT, "%s/%s: path too long", w->what, rel);
-            free(rel);
-            break;
-        }
-        if (dtype == DT_UNKNOWN) {
-            struct stat st;
-            if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-                rc = sx_err_errno(SYSEXT_EIO, errno, "%s/%s", w->what, rel);
-                free(rel);
-                break;
-            }
-            dtype = S_ISDIR(st.st_mode) ? DT_DIR : S_ISREG(st.st_mode) ? DT_REG
-                                                : S_ISLNK(st.st_mode)  ? DT_LNK
-                                                                       : DT_FIFO;
-        }
-        const sx_seal_rule *r2 = in_r2 ? sx_seal_rules_match(w->rs2, rel) : NULL;
-        const sx_seal_rule *r1 = w->rs1 ? sx_seal_rules_match(w->rs1, rel) : NULL;
+        const sx_seal_rule *r2 = in_r2 ? rule_at(w->rs2, e->r2) : NULL;
+        const sx_seal_rule *r1 = rule_at(w->rs1, e->r1);
         /* Both rule sets carry the same implicit exclusions. */
         if (is_excluded(r2) || is_excluded(r1) || (!in_r2 && !w->rs1)) {
             free(rel);
@@ -286,23 +401,32 @@ static int walk_dir(walker *w, int dfd, const char *prefix, bool in_r2, unsigned
                 it->sa = sx_hash_prefetch_push(w->pf, keep, it->name, it->rel);
         } else if (dtype == DT_LNK) {
             it->type = W_LINK;
-            char buf[PATH_MAX];
-            ssize_t k = readlinkat(dfd, name, buf, sizeof(buf) - 1);
-            if (k < 0) {
-                rc = sx_err_errno(SYSEXT_EIO, errno, "%s/%s", w->what, rel);
-                break;
+            if (e->link) {
+                it->link = strdup(e->link);
+            } else {
+                char buf[PATH_MAX];
+                ssize_t k = readlinkat(dfd, name, buf, sizeof(buf) - 1);
+                if (k < 0) {
+                    rc = sx_err_errno(SYSEXT_EIO, errno, "%s/%s", w->what, rel);
+                    break;
+                }
+                buf[k] = 0;
+                it->link = strdup(buf);
+                /* Kept with a listing of this walk, which the snapshot saves. */
+                if (it->link && d->owned && !(((sx_tree_dir *)(uintptr_t)d)->e[i].link = strdup(buf)))
+                    rc = sx_err(SYSEXT_ENOMEM, "out of memory");
             }
-            buf[k] = 0;
-            if (!(it->link = strdup(buf)))
+            if (!it->link)
                 rc = sx_err(SYSEXT_ENOMEM, "out of memory");
         } else {
             it->type = W_OTHER;
         }
     }
 out:
-    for (size_t i = 0; i < nn; i++)
-        free(names[i]);
-    free(names);
+    if (fresh) {
+        sx_tree_dir_free(fresh);
+        free(fresh);
+    }
     if (keep < 0)
         close(dfd);
     return rc;
@@ -380,8 +504,82 @@ struct sx_seal_cleanup {
     walker w;
     sx_seal_rules rs1, rs2;
     char *base;
+    struct tree_snap *snap;
     pthread_t tid;
 };
+
+/* The walk's snapshot (seal_tree.h) of an incremental build: loaded before the walk, saved
+ * on a thread of its own after it when a directory was listed afresh. */
+typedef struct tree_snap {
+    char *path, *key;
+    sx_seal_tree *old; /* the previous snapshot: replayed listings point into it */
+    uint64_t start_ns;
+    const sx_tree_dir *const *dirs;
+    size_t n;
+    pthread_t tid;
+    bool saving;
+} tree_snap;
+
+static void *snap_save_main(void *arg)
+{
+    tree_snap *t = arg;
+    /* A snapshot that cannot be written only costs the next build its replay. */
+    if (sx_seal_tree_save(t->path, t->key, t->dirs, t->n, t->start_ns) < 0)
+        sx_err_clear();
+    return NULL;
+}
+
+static void snap_free(tree_snap *t)
+{
+    if (!t)
+        return;
+    if (t->saving)
+        pthread_join(t->tid, NULL);
+    sx_seal_tree_free(t->old);
+    free(t->path);
+    free(t->key);
+    free(t);
+}
+
+/* What the listings depend on besides the tree: the layout and every rule (the template, and
+ * the excluded main executable), as a digest. */
+static char *snap_key(bool flat, const sx_seal_rules *rs2, const sx_seal_rules *rs1)
+{
+    sx_buf b = SX_BUF_INIT;
+    const sx_seal_rules *sets[2] = {rs2, rs1};
+    int rc = sx_buf_append(&b, flat ? "flat\n" : "deep\n", 5);
+    for (int k = 0; k < 2 && rc == 0; k++)
+        for (size_t i = 0; i < sets[k]->n && rc == 0; i++) {
+            const sx_seal_rule *r = &sets[k]->v[i];
+            char num[48];
+            int len = snprintf(num, sizeof(num), "\n%u %u %d\n", r->weight, r->flags, k);
+            rc = sx_buf_append(&b, r->pattern, strlen(r->pattern));
+            if (rc == 0)
+                rc = sx_buf_append(&b, num, (size_t)len);
+        }
+    uint8_t h[32];
+    char *hex = malloc(65);
+    if (rc < 0 || !hex || sx_hash(SX_HASH_SHA256, b.data, b.len, h) < 0) {
+        free(hex);
+        hex = NULL;
+    } else {
+        sx_hex_encode(h, 32, hex);
+    }
+    sx_buf_free(&b);
+    return hex;
+}
+
+/* seal-X.cache -> seal-X.tree */
+static char *snap_path(const char *cache_path)
+{
+    size_t len = strlen(cache_path), keep = len;
+    if (len >= 6 && !strcmp(cache_path + len - 6, ".cache"))
+        keep = len - 6;
+    char *p = NULL;
+    if (asprintf(&p, "%.*s.tree", (int)keep, cache_path) < 0)
+        return NULL;
+    return p;
+}
 
 static void build_free(sx_seal_cleanup *c)
 {
@@ -397,7 +595,12 @@ static void build_free(sx_seal_cleanup *c)
     free(c->e1);
     sx_hash_prefetch_free(c->pf); /* before the jobs: it may still be saving them */
     sx_hash_jobs_free(c->jobs, c->njobs);
+    if (c->snap && c->snap->saving) { /* it reads the walker's listings */
+        pthread_join(c->snap->tid, NULL);
+        c->snap->saving = false;
+    }
     walker_free(&c->w);
+    snap_free(c->snap); /* after the walker: its replayed listings pointed into the old one */
     sx_seal_rules_free(&c->rs1);
     sx_seal_rules_free(&c->rs2);
     free(c->base);
@@ -424,6 +627,7 @@ int sx_seal_build(const sx_seal_options *o, sx_buf *xml_out)
     uint32_t xml_len = 0;
     sx_hash_stats hs = {0};
     sx_hash_prefetch *pf = NULL;
+    tree_snap *snap = NULL;
     int rc = 0;
     unsigned digests = o->digests ? o->digests : SX_SEAL_DIGEST(SX_HASH_SHA256);
     bool want1 = digests & SX_SEAL_DIGEST(SX_HASH_SHA1);
@@ -456,9 +660,30 @@ int sx_seal_build(const sx_seal_options *o, sx_buf *xml_out)
     w.rs2 = &rs2;
     w.rs1 = &rs1;
     w.pf = pf;
+    if (o->cache_path) {
+        struct timespec now;
+        if (!(snap = calloc(1, sizeof(*snap))) || !(snap->path = snap_path(o->cache_path)) ||
+            !(snap->key = snap_key(o->flat, &rs2, &rs1))) {
+            rc = sx_err(SYSEXT_ENOMEM, "out of memory");
+            goto out;
+        }
+        clock_gettime(CLOCK_REALTIME, &now);
+        snap->start_ns = sx_timespec_ns(now);
+        snap->old = sx_seal_tree_load(snap->path, snap->key, rs2.n, rs1.n);
+        w.record = true;
+        w.old_tree = snap->old;
+    }
+    sx_cs_phase("seal: snapshot load");
     if ((rc = walk_base(&w, base)) < 0)
         goto out;
     sx_cs_phase("seal: walk");
+    if (snap && (w.replayed != w.ndirs || w.ndirs != sx_seal_tree_count(snap->old))) {
+        snap->dirs = (const sx_tree_dir *const *)w.dirs;
+        snap->n = w.ndirs;
+        snap->saving = pthread_create(&snap->tid, NULL, snap_save_main, snap) == 0;
+        if (!snap->saving)
+            snap_save_main(snap);
+    }
     sx_hash_prefetch_walk_done(pf);
     sx_cs_phase("seal: stat-ahead drain");
 
@@ -666,11 +891,14 @@ int sx_seal_build(const sx_seal_options *o, sx_buf *xml_out)
         o->stats->files_hashed = hs.files_hashed;
         o->stats->files_cached = hs.files_cached;
         o->stats->bytes_hashed = hs.bytes_hashed;
+        o->stats->dirs_replayed = w.replayed;
+        o->stats->dirs_listed = w.ndirs - w.replayed;
     }
 out:;
     sx_seal_cleanup *c = malloc(sizeof(*c));
     if (c) {
-        *c = (sx_seal_cleanup){xml, root, t1, t2, e2, n2, e1, pf, jobs, njobs, w, rs1, rs2, base, 0};
+        *c = (sx_seal_cleanup){xml,  root, t1,  t2,  e2,   n2,   e1, pf,
+                               jobs, njobs, w, rs1, rs2, base, snap, 0};
         /* A successful build's memory (tens of thousands of blocks, the walk's directory
          * descriptors) is freed on a thread of its own while the caller signs and syncs. */
         if (rc == 0 && o->defer_cleanup &&
@@ -682,7 +910,7 @@ out:;
         }
     } else {
         build_free(&(sx_seal_cleanup){xml, root, t1, t2, e2, n2, e1, pf, jobs, njobs, w, rs1, rs2,
-                                      base, 0});
+                                      base, snap, 0});
     }
     sx_cs_phase("seal: cleanup");
     return rc;

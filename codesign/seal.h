@@ -29,6 +29,8 @@ typedef struct sx_seal_stats {
     size_t files_hashed;   /* files actually read and hashed */
     size_t files_cached;   /* digests reused from the incremental cache */
     uint64_t bytes_hashed;
+    size_t dirs_listed;    /* incremental builds: directories read afresh */
+    size_t dirs_replayed;  /* ... and replayed from the previous walk's snapshot */
 } sx_seal_stats;
 
 /* Digest sets for files2 (bit per SX_HASH_* type). */
@@ -44,7 +46,9 @@ typedef struct sx_seal_options {
                                 * digests of files whose path, size, mtime, ctime, inode and
                                 * device are unchanged are reused; files modified within 2 s
                                 * before the run are not cached; rewritten atomically; an
-                                * unreadable/corrupt cache is ignored. */
+                                * unreadable/corrupt cache is ignored. Beside it (".tree" for
+                                * ".cache") the walk's snapshot: unchanged directories are
+                                * replayed, not read (seal_tree.h). */
     unsigned threads;          /* 0 = number of online CPUs */
     /* Added for the seal work (additive): */
     unsigned digests;          /* files2 hashes: SX_SEAL_DIGEST(SX_HASH_SHA1) "hash" and/or

@@ -161,6 +161,46 @@ static int write_all(int fd, const void *data, size_t len)
     return 0;
 }
 
+int sx_write_cache_file(const char *path, const void *data, size_t len)
+{
+    char *dir = sx_path_dirname(path), *tmp = NULL;
+    if (!dir || asprintf(&tmp, "%s/.%s.XXXXXX", dir, sx_path_basename(path)) < 0) {
+        free(dir);
+        return sx_err(SYSEXT_ENOMEM, "out of memory");
+    }
+    free(dir);
+    int fd = mkostemp(tmp, O_CLOEXEC);
+    if (fd < 0) {
+        int rc = sx_err_errno(sx_errno_code(errno), errno, "%s", path);
+        free(tmp);
+        return rc;
+    }
+    const uint8_t *p = data;
+    int e = 0;
+    size_t off = 0;
+    while (off < len && !e) {
+        ssize_t k = write(fd, p + off, len - off);
+        if (k < 0 && errno != EINTR)
+            e = errno;
+        else if (k > 0)
+            off += (size_t)k;
+    }
+    if (close(fd) < 0 && !e)
+        e = errno;
+    /* Unlink first: a rename over an existing file makes ext4 (auto_da_alloc) start writing
+     * the new data back at once, and the signer's own fsync a moment later would then wait
+     * for megabytes of cache. A reader in between finds no cache, which only costs a full
+     * rehash. */
+    if (!e && unlink(path) < 0 && errno != ENOENT)
+        e = errno;
+    if (!e && rename(tmp, path) < 0)
+        e = errno;
+    if (e)
+        unlink(tmp);
+    free(tmp);
+    return e ? sx_err_errno(SYSEXT_EIO, e, "%s", path) : 0;
+}
+
 int sx_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode)
 {
     _sx_cleanup_free_ char *dir = sx_path_dirname(path);

@@ -6,12 +6,23 @@
 #include <stdint.h>
 #include <stdbool.h>
 #include <sys/types.h>
+#include <time.h>
+
+/* A timestamp as nanoseconds since the epoch (file identities compare these). */
+static inline uint64_t sx_timespec_ns(struct timespec t)
+{
+    return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+}
 
 /* Read a whole regular file (not following a final symlink) of at most `max` bytes.
  * *data is NUL-terminated and owned by the caller. */
 int sx_read_file(const char *path, size_t max, uint8_t **data, size_t *len);
 /* Write to a temp file beside `path`, fsync, rename over `path`, fsync the directory. */
 int sx_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode);
+/* For caches, which need atomicity (a reader sees the old or the new file) but not
+ * durability: a temp file beside `path` renamed over it, without fsync. A torn file after a
+ * crash must be detected by its reader (a checksum). */
+int sx_write_cache_file(const char *path, const void *data, size_t len);
 int sx_mkdir_p(const char *path, mode_t mode);
 /* Remove a file or a whole tree; a missing path is not an error. Never follows symlinks. */
 int sx_rm_rf(const char *path);
