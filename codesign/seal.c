@@ -677,6 +677,11 @@ int sx_seal_build(const sx_seal_options *o, sx_buf *xml_out)
     if ((rc = walk_base(&w, base)) < 0)
         goto out;
     sx_cs_phase("seal: walk");
+    sx_hash_prefetch_walk_done(pf);
+    sx_cs_phase("seal: stat-ahead drain");
+    /* The cache checks kept both cores busy; what follows leaves room beside it. */
+    if (o->checked)
+        o->checked(o->checked_arg);
     if (snap && (w.replayed != w.ndirs || w.ndirs != sx_seal_tree_count(snap->old))) {
         snap->dirs = (const sx_tree_dir *const *)w.dirs;
         snap->n = w.ndirs;
@@ -684,8 +689,6 @@ int sx_seal_build(const sx_seal_options *o, sx_buf *xml_out)
         if (!snap->saving)
             snap_save_main(snap);
     }
-    sx_hash_prefetch_walk_done(pf);
-    sx_cs_phase("seal: stat-ahead drain");
 
     e2 = calloc(w.n ? w.n : 1, sizeof(*e2));
     e1 = calloc(w.n ? w.n : 1, sizeof(*e1));

@@ -60,6 +60,12 @@ typedef struct sx_seal_options {
      * must pass it to sx_seal_cleanup_wait. The options and their strings may go away
      * before that; the thread touches only the build's own memory. */
     struct sx_seal_cleanup **defer_cleanup;
+    /* Build only, optional: called once on the building thread when the walk and the cache
+     * checks are done, before any file is hashed: the moment both cores are no longer needed
+     * by the checks (the signer loads its identity then). Not called when the build fails
+     * earlier. */
+    void (*checked)(void *arg);
+    void *checked_arg;
 } sx_seal_options;
 
 typedef struct sx_seal_cleanup sx_seal_cleanup;
