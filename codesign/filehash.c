@@ -540,15 +540,12 @@ struct sx_hash_prefetch {
     size_t next;      /* atomic: next record to claim */
     bool walk_done;   /* atomic */
     bool loaded;      /* atomic: the cache load finished */
-    /* the save, on a thread of its own after the run */
-    pthread_t save_tid;
-    bool saving;
+    /* the save, pending after the run until sx_hash_prefetch_finish */
+    bool save_pending;
     const sx_hash_job *jobs;
     size_t n, old_n;
     uint64_t start_ns;
     bool unchanged;
-    int save_rc;
-    char *save_msg;
 };
 
 static sa_rec *sa_at(const sx_hash_prefetch *pf, size_t i)
@@ -717,24 +714,18 @@ static void prefetch_take(sx_hash_prefetch *pf, hash_cache *out)
     memset(&pf->cache, 0, sizeof(pf->cache));
 }
 
-static void *save_main(void *arg)
+void sx_hash_prefetch_discard(sx_hash_prefetch *pf)
 {
-    sx_hash_prefetch *pf = arg;
-    pf->save_rc = cache_save(pf->path, pf->jobs, pf->n, pf->start_ns, pf->unchanged, pf->old_n);
-    if (pf->save_rc < 0)
-        pf->save_msg = strdup(sx_errmsg());
-    return NULL;
+    if (pf)
+        pf->save_pending = false;
 }
 
 int sx_hash_prefetch_finish(sx_hash_prefetch *pf)
 {
-    if (!pf || !pf->saving)
+    if (!pf || !pf->save_pending)
         return 0;
-    pthread_join(pf->save_tid, NULL);
-    pf->saving = false;
-    if (pf->save_rc < 0)
-        return sx_err(pf->save_rc, "%s", pf->save_msg ? pf->save_msg : "hash cache: save failed");
-    return 0;
+    pf->save_pending = false;
+    return cache_save(pf->path, pf->jobs, pf->n, pf->start_ns, pf->unchanged, pf->old_n);
 }
 
 void sx_hash_prefetch_free(sx_hash_prefetch *pf)
@@ -742,12 +733,9 @@ void sx_hash_prefetch_free(sx_hash_prefetch *pf)
     if (!pf)
         return;
     prefetch_stop(pf);
-    if (pf->saving)
-        pthread_join(pf->save_tid, NULL);
     cache_free(&pf->cache);
     for (size_t i = 0; i < SA_MAX_CHUNKS && pf->chunks[i]; i++)
         free(pf->chunks[i]);
-    free(pf->save_msg);
     free(pf->path);
     free(pf);
 }
@@ -820,15 +808,14 @@ int sx_hash_jobs_run_prefetched(sx_hash_job *jobs, size_t n, unsigned threads,
         }
     }
     if (rc == 0 && cache_path && pf && pf->path && strcmp(pf->path, cache_path) == 0) {
-        /* Saved while the caller writes its output; sx_hash_prefetch_finish collects it. */
+        /* Saved by sx_hash_prefetch_finish, when the caller has a moment (while its own
+         * output goes to disk). */
         pf->jobs = jobs;
         pf->n = n;
         pf->old_n = cache.n;
         pf->start_ns = start_ns;
         pf->unchanged = p.hashed == 0;
-        pf->saving = pthread_create(&pf->save_tid, NULL, save_main, pf) == 0;
-        if (!pf->saving)
-            rc = cache_save(cache_path, jobs, n, start_ns, p.hashed == 0, cache.n);
+        pf->save_pending = true;
     } else if (rc == 0 && cache_path) {
         rc = cache_save(cache_path, jobs, n, start_ns, p.hashed == 0, cache.n);
     }

@@ -306,7 +306,9 @@ static int walk_dir(walker *w, int dfd, const char *prefix, bool in_r2, unsigned
         close(dfd);
         return sx_err(SYSEXT_ELIMIT, "%s/%s: directories nested too deeply", w->what, prefix);
     }
-    bool ident = w->record && fstat(dfd, &dst) == 0;
+    /* The base itself is always read (a few entries): the signature's own swap changes it
+     * on every sign, and the snapshot then needs no rewrite when nothing else changed. */
+    bool ident = w->record && depth > 0 && fstat(dfd, &dst) == 0;
     if (ident && (d = sx_seal_tree_find(w->old_tree, prefix, &dst)))
         w->replayed++;
     if (!d) {
@@ -509,32 +511,18 @@ struct sx_seal_cleanup {
 };
 
 /* The walk's snapshot (seal_tree.h) of an incremental build: loaded before the walk, saved
- * on a thread of its own after it when a directory was listed afresh. */
+ * with the hash cache after a successful build when a directory was listed afresh. */
 typedef struct tree_snap {
     char *path, *key;
     sx_seal_tree *old; /* the previous snapshot: replayed listings point into it */
     uint64_t start_ns;
-    const sx_tree_dir *const *dirs;
-    size_t n;
-    pthread_t tid;
-    bool saving;
+    bool save_pending;
 } tree_snap;
-
-static void *snap_save_main(void *arg)
-{
-    tree_snap *t = arg;
-    /* A snapshot that cannot be written only costs the next build its replay. */
-    if (sx_seal_tree_save(t->path, t->key, t->dirs, t->n, t->start_ns) < 0)
-        sx_err_clear();
-    return NULL;
-}
 
 static void snap_free(tree_snap *t)
 {
     if (!t)
         return;
-    if (t->saving)
-        pthread_join(t->tid, NULL);
     sx_seal_tree_free(t->old);
     free(t->path);
     free(t->key);
@@ -593,12 +581,16 @@ static void build_free(sx_seal_cleanup *c)
             free(c->e2[i].nested.requirement);
     free(c->e2);
     free(c->e1);
-    sx_hash_prefetch_free(c->pf); /* before the jobs: it may still be saving them */
+    /* The caches, when the build asked to save them later (an unsaved cache costs time,
+     * not correctness). */
+    if (sx_hash_prefetch_finish(c->pf) < 0)
+        sx_err_clear();
+    sx_hash_prefetch_free(c->pf); /* before the jobs it saves */
     sx_hash_jobs_free(c->jobs, c->njobs);
-    if (c->snap && c->snap->saving) { /* it reads the walker's listings */
-        pthread_join(c->snap->tid, NULL);
-        c->snap->saving = false;
-    }
+    if (c->snap && c->snap->save_pending &&
+        sx_seal_tree_save(c->snap->path, c->snap->key, (const sx_tree_dir *const *)c->w.dirs,
+                          c->w.ndirs, c->snap->start_ns) < 0)
+        sx_err_clear(); /* a snapshot not written only costs the next build its replay */
     walker_free(&c->w);
     snap_free(c->snap); /* after the walker: its replayed listings pointed into the old one */
     sx_seal_rules_free(&c->rs1);
@@ -682,13 +674,8 @@ int sx_seal_build(const sx_seal_options *o, sx_buf *xml_out)
     /* The cache checks kept both cores busy; what follows leaves room beside it. */
     if (o->checked)
         o->checked(o->checked_arg);
-    if (snap && (w.replayed != w.ndirs || w.ndirs != sx_seal_tree_count(snap->old))) {
-        snap->dirs = (const sx_tree_dir *const *)w.dirs;
-        snap->n = w.ndirs;
-        snap->saving = pthread_create(&snap->tid, NULL, snap_save_main, snap) == 0;
-        if (!snap->saving)
-            snap_save_main(snap);
-    }
+    if (snap)
+        snap->save_pending = w.replayed != w.ndirs || w.ndirs != sx_seal_tree_count(snap->old);
 
     e2 = calloc(w.n ? w.n : 1, sizeof(*e2));
     e1 = calloc(w.n ? w.n : 1, sizeof(*e1));
@@ -884,9 +871,10 @@ int sx_seal_build(const sx_seal_options *o, sx_buf *xml_out)
         (rc = sx_buf_append(xml_out, xml + head, xml_len - head)) < 0)
         goto out;
     sx_cs_phase("seal: xml");
-    if ((rc = sx_hash_prefetch_finish(pf)) < 0)
+    /* Saved now, and a failure reported, unless the caller lets the cleanup save them while
+     * it signs and syncs. */
+    if (!o->defer_cleanup && (rc = sx_hash_prefetch_finish(pf)) < 0)
         goto out;
-    sx_cs_phase("seal: cache save wait");
     if (o->stats) {
         o->stats->files = nfiles;
         o->stats->symlinks = nlinks;
@@ -898,6 +886,10 @@ int sx_seal_build(const sx_seal_options *o, sx_buf *xml_out)
         o->stats->dirs_listed = w.ndirs - w.replayed;
     }
 out:;
+    if (rc < 0 && snap)
+        snap->save_pending = false;
+    if (rc < 0 && pf)
+        sx_hash_prefetch_discard(pf);
     sx_seal_cleanup *c = malloc(sizeof(*c));
     if (c) {
         *c = (sx_seal_cleanup){xml,  root, t1,  t2,  e2,   n2,   e1, pf,

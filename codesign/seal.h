@@ -55,10 +55,12 @@ typedef struct sx_seal_options {
                                 * SX_SEAL_DIGEST(SX_HASH_SHA256) "hash2"; 0 = SHA-256 only.
                                 * files (V1) always uses SHA-1. Ignored by verify. */
     sx_seal_stats *stats;      /* optional: filled on success */
-    /* Build only, optional: on success the build's working memory is freed on a thread of
-     * its own and *defer_cleanup receives it (NULL when it was freed at once); the caller
-     * must pass it to sx_seal_cleanup_wait. The options and their strings may go away
-     * before that; the thread touches only the build's own memory. */
+    /* Build only, optional: on success the incremental caches are saved and the build's
+     * working memory freed on a thread of its own, and *defer_cleanup receives it (NULL when
+     * it was done at once); the caller must pass it to sx_seal_cleanup_wait. A cache that
+     * cannot be saved is then not reported (it costs the next build time, nothing else);
+     * without defer_cleanup the failure is the build's. The options and their strings may go
+     * away before that; the thread touches only the build's own memory. */
     struct sx_seal_cleanup **defer_cleanup;
     /* Build only, optional: called once on the building thread when the walk and the cache
      * checks are done, before any file is hashed: the moment both cores are no longer needed

@@ -139,12 +139,15 @@ void sx_hash_jobs_free(sx_hash_job *jobs, size_t n);
 
 /* Start loading the cache at `cache_path` on a thread of its own (while the caller walks the
  * tree), for sx_hash_jobs_run_prefetched with the same path, which waits for it and takes its
- * result, and then saves the new cache on another thread: the jobs must stay alive until
- * sx_hash_prefetch_finish (returns the save's result) or sx_hash_prefetch_free (waits and
- * discards it). NULL when out of memory (then just run without). */
+ * result, and leaves the new cache to be saved by sx_hash_prefetch_finish (returns the save's
+ * result; the jobs must stay alive until then), whenever the caller has a moment;
+ * sx_hash_prefetch_free discards an unsaved one. NULL when out of memory (then just run
+ * without). */
 typedef struct sx_hash_prefetch sx_hash_prefetch;
 sx_hash_prefetch *sx_hash_prefetch_start(const char *cache_path);
 int sx_hash_prefetch_finish(sx_hash_prefetch *pf);
+/* Drop a pending save (the build that ran the jobs failed later). */
+void sx_hash_prefetch_discard(sx_hash_prefetch *pf);
 void sx_hash_prefetch_free(sx_hash_prefetch *pf);
 /* Stat-ahead, to overlap the walk with the incremental cache checks: the walk reports each
  * regular file it finds (`name` in the open directory `dirfd`; `rel` its cache key; all three

@@ -1,4 +1,5 @@
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <plist/plist.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -182,6 +183,9 @@ Test(codesign_sign, incremental_resign_matches_full)
     sysext_sign_options o = SYSEXT_SIGN_OPTIONS_INIT;
     o.adhoc = 1;
     o.incremental = 1;
+    char cache[1024];
+    snprintf(cache, sizeof(cache), "%s", sx_fx_path("cache"));
+    o.cache_dir = cache;
     const char *app = sx_fx_path("Host.app");
     cr_assert_eq(sysext_sign(app, &o), 0, "%s", sx_errmsg());
     sx_fx_write("Host.app/Contents/Resources/icon.txt", "changed icon\n", 0644);
@@ -202,6 +206,93 @@ Test(codesign_sign, incremental_resign_matches_full)
     cr_assert_arr_eq(inc, full, ilen, "incremental seal equals a full one");
     free(inc);
     free(full);
+}
+
+/* The path of the one entry of `dir` ending in `suffix`, or "" when there is none. */
+static void find_entry(const char *dir, const char *suffix, char *out, size_t cap)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    out[0] = 0;
+    cr_assert_not_null(d, "%s", dir);
+    while ((e = readdir(d))) {
+        size_t n = strlen(e->d_name), k = strlen(suffix);
+        if (n >= k && !strcmp(e->d_name + n - k, suffix))
+            snprintf(out, cap, "%s/%s", dir, e->d_name);
+    }
+    closedir(d);
+}
+
+static ino_t inode_of(const char *path)
+{
+    struct stat st;
+    cr_assert_eq(lstat(path, &st), 0, "%s", path);
+    return st.st_ino;
+}
+
+/* An incremental sign keeps the signature it replaced in its cache folder and the next one
+ * writes its CodeResources over that file, unless the file has another link; the bundle keeps
+ * no trace of either, and every signature verifies. */
+Test(codesign_sign, incremental_resign_recycles_the_replaced_signature)
+{
+    sx_fx_make_bundles();
+    sysext_sign_options o = SYSEXT_SIGN_OPTIONS_INIT;
+    o.adhoc = 1;
+    o.incremental = 1;
+    char cache[1024], trash[1200], spare[1300], keep[1024], cr[1024];
+    snprintf(cache, sizeof(cache), "%s", sx_fx_path("cache"));
+    snprintf(keep, sizeof(keep), "%s", sx_fx_path("keep"));
+    snprintf(cr, sizeof(cr), "%s", sx_fx_path("Host.app/Contents/_CodeSignature/CodeResources"));
+    o.cache_dir = cache;
+    char app[1024];
+    snprintf(app, sizeof(app), "%s", sx_fx_path("Host.app"));
+    cr_assert_eq(sysext_sign(app, &o), 0, "%s", sx_errmsg());
+    find_entry(cache, ".old", trash, sizeof(trash));
+    cr_assert_str_eq(trash, "", "nothing was replaced by the first signature");
+
+    sx_fx_write("Host.app/Contents/Resources/icon.txt", "second\n", 0644);
+    cr_assert_eq(sysext_sign(app, &o), 0, "%s", sx_errmsg());
+    find_entry(cache, ".old", trash, sizeof(trash));
+    cr_assert_str_neq(trash, "", "the replaced signature is kept in the cache folder");
+    snprintf(spare, sizeof(spare), "%s/CodeResources", trash);
+    ino_t spare_ino = inode_of(spare);
+    DIR *d = opendir(sx_fx_path("Host.app/Contents"));
+    cr_assert_not_null(d);
+    for (struct dirent *e; (e = readdir(d));)
+        cr_assert(!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") || e->d_name[0] != '.',
+                  "left in the bundle: %s", e->d_name);
+    closedir(d);
+
+    sx_fx_write("Host.app/Contents/Resources/icon.txt", "third, and longer than before\n", 0644);
+    cr_assert_eq(sysext_sign(app, &o), 0, "%s", sx_errmsg());
+    cr_assert_eq(inode_of(cr), spare_ino, "CodeResources was written over the spare");
+    sx_report r;
+    sx_report_init(&r);
+    int rc = sx_fx_verify("Host.app", &r);
+    sx_fx_dump(&r);
+    cr_assert_eq(rc, 0, "a recycled CodeResources holds exactly the new seal");
+    sx_report_free(&r);
+
+    /* A spare with another link belongs to someone else too: never written over. */
+    find_entry(cache, ".old", trash, sizeof(trash));
+    snprintf(spare, sizeof(spare), "%s/CodeResources", trash);
+    cr_assert_eq(link(spare, keep), 0, "%s", strerror(errno));
+    uint8_t *before, *after;
+    size_t blen, alen;
+    cr_assert_eq(sx_read_file(keep, 1 << 20, &before, &blen), 0);
+    sx_fx_write("Host.app/Contents/Resources/icon.txt", "fourth\n", 0644);
+    cr_assert_eq(sysext_sign(app, &o), 0, "%s", sx_errmsg());
+    cr_assert_neq(inode_of(cr), inode_of(keep));
+    cr_assert_eq(sx_read_file(keep, 1 << 20, &after, &alen), 0);
+    cr_assert_eq(alen, blen);
+    cr_assert_arr_eq(after, before, blen, "the hard-linked copy is untouched");
+    sx_report_init(&r);
+    rc = sx_fx_verify("Host.app", &r);
+    sx_fx_dump(&r);
+    cr_assert_eq(rc, 0);
+    sx_report_free(&r);
+    free(before);
+    free(after);
 }
 
 /* The identity loads while the seal is computed: its failure is still the one reported (as when
