@@ -109,8 +109,8 @@ static int open_spare(const char *p)
     return -1;
 }
 
-/* Create `name` in `dir` (our own fresh folder) with `data`; with `over`, write over the spare
- * file the caller moved there instead, when it is one (see recycle_spare). */
+/* Create `name` in `dir` (our own fresh folder) with `data`; with `over`, write over the file of
+ * that name in the recycled folder instead, when it is a spare (see recycle_spare). */
 static int write_component_at(const char *dir, const char *name, const void *data, size_t len,
                               bool over)
 {
@@ -149,11 +149,6 @@ static int write_component_at(const char *dir, const char *name, const void *dat
     return 0;
 }
 
-static int write_component(const char *dir, const char *name, const void *data, size_t len)
-{
-    return write_component_at(dir, name, data, len, false);
-}
-
 /* fsync the written components only after all are written: the first fsync commits one
  * journal transaction holding every file (ext4 data=ordered writes their data with it), so
  * the others and the directory find little left to do, instead of a commit each. */
@@ -170,13 +165,16 @@ static int sync_component(const char *dir, const char *name)
     return r < 0 ? sx_err_errno(SYSEXT_EIO, e, "fsync %s", p) : 0;
 }
 
-/* CodeResources (megabytes for a large bundle) is written and synced on a thread of its own
- * while the CodeDirectory and the CMS signature are computed: the disk works while the CPU
- * signs. */
+/* CodeResources (megabytes for a large bundle) is written, its writeback started, on a thread
+ * of its own while the CodeDirectory and the CMS signature are computed: the disk works while
+ * the CPU signs. The thread then removes what is left of the last replaced signature (see
+ * recycle_spare). The fsyncs wait until every component is written, so that one journal
+ * commit covers them all (a commit per file, each queued behind the last, cost 2-5 ms). */
 typedef struct cr_writer {
     const char *dir;
     const sx_buf *seal;
-    bool over; /* write over the recycled spare */
+    bool over;          /* write over the recycled spare */
+    const char *trash;  /* to remove afterwards, or NULL */
     pthread_t tid;
     bool running;
     int rc;
@@ -187,10 +185,10 @@ static void cr_write(cr_writer *c)
 {
     c->rc = write_component_at(c->dir, SX_SIGFILE_RESOURCES, c->seal->data, c->seal->len,
                                c->over);
-    if (c->rc == 0)
-        c->rc = sync_component(c->dir, SX_SIGFILE_RESOURCES);
     if (c->rc < 0 && !(c->msg = strdup(sx_errmsg())))
         c->rc = SYSEXT_ENOMEM;
+    if (c->trash)
+        (void)sx_rm_rf(c->trash);
 }
 
 static void *cr_write_main(void *arg)
@@ -304,15 +302,35 @@ static int swap_into_place(const char *fresh, const char *target, bool *had_old)
 }
 
 /* An incremental sign keeps the signature it replaced in its cache folder (`trash`), and the
- * next one writes its CodeResources over the old one's: the same size give or take, its pages
- * already in memory and its blocks allocated, where a new file of megabytes would need both
- * and the old one's removal would free both again (about 2 ms each way for 2.6 MB here).
- * Moves trash/CodeResources into the fresh folder `dir`; true when it did. */
+ * next one writes its components over the old one's files: CodeResources is the same size
+ * give or take, its pages already in memory and its blocks allocated, where a new file of
+ * megabytes would need both and the old one's removal would free both again (about 2 ms each
+ * way for 2.6 MB here); the small ones spare an inode and a directory entry made and removed
+ * each. Renames the trash folder over the fresh empty folder `dir`; true when it did. */
 static bool recycle_spare(const char *trash, const char *dir)
 {
-    _sx_cleanup_free_ char *from = sx_path_join(trash, SX_SIGFILE_RESOURCES);
-    _sx_cleanup_free_ char *to = sx_path_join(dir, SX_SIGFILE_RESOURCES);
-    return from && to && rename(from, to) == 0;
+    struct stat st;
+    return lstat(trash, &st) == 0 && S_ISDIR(st.st_mode) && rename(trash, dir) == 0;
+}
+
+/* Remove from a recycled folder whatever the new signature did not write. */
+static int prune_spare(const char *dir, const char *const *keep, size_t nkeep)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return sx_err_errno(SYSEXT_EIO, errno, "%s", dir);
+    int r = 0;
+    for (struct dirent *e; r == 0 && (e = readdir(d));) {
+        bool kept = !strcmp(e->d_name, ".") || !strcmp(e->d_name, "..");
+        for (size_t i = 0; i < nkeep && !kept; i++)
+            kept = !strcmp(e->d_name, keep[i]);
+        if (kept)
+            continue;
+        _sx_cleanup_free_ char *p = sx_path_join(dir, e->d_name);
+        r = p ? sx_rm_rf(p) : sx_err(SYSEXT_ENOMEM, "out of memory");
+    }
+    closedir(d);
+    return r;
 }
 
 /* The old signature is removed on a thread while the swap is made durable: unlinking a
@@ -402,6 +420,7 @@ int sx_sign_bundle(const char *path, const sysext_sign_options *o)
     id_loader idl = {0};
     cr_writer crw = {0};
     old_remover old = {0};
+    bool recycled = false; /* tmpdir is the last replaced signature, written over */
     sx_buf seal = SX_BUF_INIT, ents = SX_BUF_INIT, ents_der = SX_BUF_INIT, reqs = SX_BUF_INIT,
            dr_text = SX_BUF_INIT, dr = SX_BUF_INIT, cd = SX_BUF_INIT, cms = SX_BUF_INIT;
     int r;
@@ -458,8 +477,53 @@ int sx_sign_bundle(const char *path, const sysext_sign_options *o)
     };
     r = sx_seal_build(&so, &seal);
     sx_cs_phase(NULL);
+    if (r < 0) {
+        if (!o->adhoc) { /* the identity's failure is still the one reported first */
+            if (!idl.started)
+                id_load_start(&idl);
+            sx_identity *late = NULL;
+            r = id_load_finish(&idl, r, &late);
+            sx_identity_free(late);
+        }
+        goto out;
+    }
+
+    /* Write the new components into a fresh folder beside _CodeSignature (the seal is already
+     * computed, so it never sees it), then swap it in. CodeResources goes first, on a thread,
+     * and everything that does not need the identity is done before waiting for it. */
+    sigdir = sx_path_join(b->contents, "_CodeSignature");
+    if (!sigdir) {
+        r = sx_err(SYSEXT_ENOMEM, "out of memory");
+        goto out;
+    }
+    if ((r = sx_mkdtemp_beside(sigdir, &tmpdir)) < 0)
+        goto out;
+    recycled = trash && recycle_spare(trash, tmpdir);
+    if (chmod(tmpdir, 0755) < 0) {
+        r = sx_err_errno(SYSEXT_EIO, errno, "chmod %s", tmpdir);
+        goto out;
+    }
+    crw.over = recycled;
+    crw.trash = recycled ? NULL : trash; /* whatever is there instead: removed */
+    cr_write_start(&crw, tmpdir, &seal);
+
+    /* Special slots and the single code page, all SHA-256 (what codesign writes for new code
+     * on platforms without a legacy floor, DriverKit included). */
+    uint8_t h_info[32], h_reqs[32], h_res[32], h_ents[32], h_der[32], h_code[32];
+    size_t info_len;
+    uint64_t exe_size = 0;
+    if ((r = sx_read_file(b->info_path, SX_INFO_PLIST_MAX, &info, &info_len)) < 0 ||
+        (r = sx_hash(SX_HASH_SHA256, info, info_len, h_info)) < 0 ||
+        (r = sx_hash(SX_HASH_SHA256, seal.data, seal.len, h_res)) < 0 ||
+        (r = hash_whole_file(b->exe_path, SX_HASH_SHA256, h_code, &exe_size)) < 0)
+        goto out;
+    if (ents.len && ((r = sx_hash(SX_HASH_SHA256, ents.data, ents.len, h_ents)) < 0 ||
+                     (r = sx_hash(SX_HASH_SHA256, ents_der.data, ents_der.len, h_der)) < 0))
+        goto out;
+    sx_cs_phase("digests");
+
     if (!o->adhoc) {
-        if (!idl.started) /* a failed seal: the identity's failure is still reported first */
+        if (!idl.started)
             id_load_start(&idl);
         r = id_load_finish(&idl, r, &id);
         sx_cs_phase("wait for the identity");
@@ -481,38 +545,9 @@ int sx_sign_bundle(const char *path, const sysext_sign_options *o)
         if (r == 0)
             r = sx_reqset_build(dr.data, dr.len, &reqs);
     }
+    if (r == 0)
+        r = sx_hash(SX_HASH_SHA256, reqs.data, reqs.len, h_reqs);
     if (r < 0)
-        goto out;
-
-    /* Write the new components into a fresh folder beside _CodeSignature (the seal is already
-     * computed, so it never sees it), then swap it in. CodeResources goes first, on a thread. */
-    sigdir = sx_path_join(b->contents, "_CodeSignature");
-    if (!sigdir) {
-        r = sx_err(SYSEXT_ENOMEM, "out of memory");
-        goto out;
-    }
-    if ((r = sx_mkdtemp_beside(sigdir, &tmpdir)) < 0)
-        goto out;
-    if (chmod(tmpdir, 0755) < 0) {
-        r = sx_err_errno(SYSEXT_EIO, errno, "chmod %s", tmpdir);
-        goto out;
-    }
-    crw.over = trash && recycle_spare(trash, tmpdir);
-    cr_write_start(&crw, tmpdir, &seal);
-
-    /* Special slots and the single code page, all SHA-256 (what codesign writes for new code
-     * on platforms without a legacy floor, DriverKit included). */
-    uint8_t h_info[32], h_reqs[32], h_res[32], h_ents[32], h_der[32], h_code[32];
-    size_t info_len;
-    uint64_t exe_size = 0;
-    if ((r = sx_read_file(b->info_path, SX_INFO_PLIST_MAX, &info, &info_len)) < 0 ||
-        (r = sx_hash(SX_HASH_SHA256, info, info_len, h_info)) < 0 ||
-        (r = sx_hash(SX_HASH_SHA256, reqs.data, reqs.len, h_reqs)) < 0 ||
-        (r = sx_hash(SX_HASH_SHA256, seal.data, seal.len, h_res)) < 0 ||
-        (r = hash_whole_file(b->exe_path, SX_HASH_SHA256, h_code, &exe_size)) < 0)
-        goto out;
-    if (ents.len && ((r = sx_hash(SX_HASH_SHA256, ents.data, ents.len, h_ents)) < 0 ||
-                     (r = sx_hash(SX_HASH_SHA256, ents_der.data, ents_der.len, h_der)) < 0))
         goto out;
     sx_cd_params p = {
         .identifier = b->identifier,
@@ -543,27 +578,30 @@ int sx_sign_bundle(const char *path, const sysext_sign_options *o)
     }
     sx_cs_phase("requirements, CD, CMS");
 
-    if ((r = write_component(tmpdir, SX_SIGFILE_CD, cd.data, cd.len)) < 0 ||
-        (r = write_component(tmpdir, SX_SIGFILE_REQS, reqs.data, reqs.len)) < 0 ||
-        (r = write_component(tmpdir, SX_SIGFILE_CMS, cms.data, cms.len)) < 0)
+    if ((r = write_component_at(tmpdir, SX_SIGFILE_CD, cd.data, cd.len, recycled)) < 0 ||
+        (r = write_component_at(tmpdir, SX_SIGFILE_REQS, reqs.data, reqs.len, recycled)) < 0 ||
+        (r = write_component_at(tmpdir, SX_SIGFILE_CMS, cms.data, cms.len, recycled)) < 0)
         goto out;
-    if (ents.len && ((r = write_component(tmpdir, SX_SIGFILE_ENTS, ents.data, ents.len)) < 0 ||
-                     (r = write_component(tmpdir, SX_SIGFILE_ENTS_DER, ents_der.data,
-                                          ents_der.len)) < 0))
+    if (ents.len &&
+        ((r = write_component_at(tmpdir, SX_SIGFILE_ENTS, ents.data, ents.len, recycled)) < 0 ||
+         (r = write_component_at(tmpdir, SX_SIGFILE_ENTS_DER, ents_der.data, ents_der.len,
+                                 recycled)) < 0))
+        goto out;
+    if ((r = cr_write_finish(&crw, 0)) < 0)
+        goto out;
+    static const char *const components[] = {SX_SIGFILE_RESOURCES, SX_SIGFILE_CD,
+                                             SX_SIGFILE_REQS,      SX_SIGFILE_CMS,
+                                             SX_SIGFILE_ENTS,      SX_SIGFILE_ENTS_DER};
+    if (recycled && (r = prune_spare(tmpdir, components, ents.len ? 6 : 4)) < 0)
         goto out;
     sx_cs_phase("write components");
-    if ((r = sync_component(tmpdir, SX_SIGFILE_CD)) < 0 ||
+    if ((r = sync_component(tmpdir, SX_SIGFILE_RESOURCES)) < 0 ||
+        (r = sync_component(tmpdir, SX_SIGFILE_CD)) < 0 ||
         (r = sync_component(tmpdir, SX_SIGFILE_REQS)) < 0 ||
         (r = sync_component(tmpdir, SX_SIGFILE_CMS)) < 0)
         goto out;
     if (ents.len && ((r = sync_component(tmpdir, SX_SIGFILE_ENTS)) < 0 ||
                      (r = sync_component(tmpdir, SX_SIGFILE_ENTS_DER)) < 0))
-        goto out;
-    /* While CodeResources is on its way to the disk: remove what is left of the signature
-     * the last incremental sign of this bundle replaced (see below). */
-    if (trash)
-        (void)sx_rm_rf(trash);
-    if ((r = cr_write_finish(&crw, 0)) < 0)
         goto out;
     sx_cs_phase("sync components");
     bool had_old = false;

@@ -293,6 +293,26 @@ Test(codesign_sign, incremental_resign_recycles_the_replaced_signature)
     sx_report_free(&r);
     free(before);
     free(after);
+
+    /* A recycled folder keeps only what the new signature has: entitlements signed once, then
+     * not, leave no CodeEntitlements behind once that signature's folder comes round again. */
+    static const char *const keys[] = {"com.apple.developer.system-extension.install", NULL};
+    sx_fx_ents("ents.plist", keys);
+    char ents[1024];
+    snprintf(ents, sizeof(ents), "%s", sx_fx_path("ents.plist"));
+    o.entitlements = ents;
+    cr_assert_eq(sysext_sign(app, &o), 0, "%s", sx_errmsg());
+    o.entitlements = NULL;
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(sysext_sign(app, &o), 0, "%s", sx_errmsg());
+    cr_assert_not(sx_path_exists(sx_fx_path("Host.app/Contents/_CodeSignature/CodeEntitlements")));
+    cr_assert_not(
+        sx_path_exists(sx_fx_path("Host.app/Contents/_CodeSignature/CodeEntitlementDER")));
+    sx_report_init(&r);
+    rc = sx_fx_verify("Host.app", &r);
+    sx_fx_dump(&r);
+    cr_assert_eq(rc, 0);
+    sx_report_free(&r);
 }
 
 /* The identity loads while the seal is computed: its failure is still the one reported (as when
