@@ -12,6 +12,7 @@
 #include "libsysext/src/client.h"
 #include "sysextd/proto.h"
 #include "util/buf.h"
+#include "util/plist_json.h"
 
 struct sysext_request {
     struct sysext_request *next;
@@ -725,45 +726,6 @@ int sysext_admin_gc(const char *socket_path, char **out_text)
     return rc;
 }
 
-static json_object *plist_to_json(plist_t p)
-{
-    switch (plist_get_node_type(p)) {
-    case PLIST_BOOLEAN: {
-        uint8_t b = 0;
-        plist_get_bool_val(p, &b);
-        return json_object_new_boolean(b);
-    }
-    case PLIST_STRING:
-        return json_object_new_string(plist_get_string_ptr(p, NULL));
-    case PLIST_ARRAY: {
-        json_object *a = json_object_new_array();
-        for (uint32_t i = 0; i < plist_array_get_size(p); i++)
-            json_object_array_add(a, plist_to_json(plist_array_get_item(p, i)));
-        return a;
-    }
-    case PLIST_DICT: {
-        json_object *o = json_object_new_object();
-        plist_dict_iter it = NULL;
-        plist_dict_new_iter(p, &it);
-        for (;;) {
-            char *k = NULL;
-            plist_t v = NULL;
-            plist_dict_next_item(p, it, &k, &v);
-            if (!v) {
-                free(k);
-                break;
-            }
-            json_object_object_add(o, k, plist_to_json(v));
-            free(k);
-        }
-        free(it);
-        return o;
-    }
-    default:
-        return NULL;
-    }
-}
-
 int sysext_admin_policy_show(const char *socket_path, unsigned flags, char **out_text)
 {
     SX_ASSERT_ARG(out_text);
@@ -780,7 +742,7 @@ int sysext_admin_policy_show(const char *socket_path, unsigned flags, char **out
         json_object *o = json_object_new_object();
         const char *path = sxd_dict_str(r, "path");
         json_object_object_add(o, "path", path ? json_object_new_string(path) : NULL);
-        json_object_object_add(o, "policy", plist_to_json(pol));
+        json_object_object_add(o, "policy", sx_plist_to_json(pol));
         const char *s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
                                                               JSON_C_TO_STRING_SPACED);
         *out_text = s ? strdup(s) : NULL;

@@ -1,4 +1,5 @@
 /* End to end: the sample app asks a sysextd in a temp dir for its extensions. */
+#include <json-c/json.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -78,6 +79,15 @@ Test(e2e, policy_auto_approves_and_the_daemon_survives_a_restart)
     char *pol = NULL;
     cr_assert_eq(sysext_admin_policy_show(e_sock, 0, &pol), 0);
     cr_assert(strstr(pol, TEAM_A), "%s", pol);
+    free(pol);
+    cr_assert_eq(sysext_admin_policy_show(e_sock, SYSEXT_OUTPUT_JSON, &pol), 0);
+    json_object *j = json_tokener_parse(pol), *p, *teams, *over;
+    cr_assert(j && json_object_object_get_ex(j, "policy", &p), "%s", pol);
+    cr_assert(json_object_object_get_ex(p, "AllowedTeamIdentifiers", &teams), "%s", pol);
+    cr_assert_str_eq(json_object_get_string(json_object_array_get_idx(teams, 0)), TEAM_A);
+    cr_assert(json_object_object_get_ex(p, "AllowUserOverrides", &over), "%s", pol);
+    cr_assert(json_object_is_type(over, json_type_boolean) && json_object_get_boolean(over));
+    json_object_put(j);
     free(pol);
 }
 
