@@ -54,15 +54,54 @@ typedef struct walker {
      * in walk order, fresh ones owned, replayed ones pointing into old_tree. */
     bool record;
     const sx_seal_tree *old_tree;
+    struct path_block *paths; /* where the items' paths live (walker_path) */
     sx_tree_dir **dirs;
     size_t ndirs, capdirs, replayed;
 } walker;
 
+/* The items' relative paths, tens of thousands of small strings that live exactly as long as
+ * the walk, come from blocks: two allocator calls per block instead of two per path. */
+#define PATH_BLOCK (64u * 1024)
+
+typedef struct path_block {
+    struct path_block *next;
+    size_t used, cap;
+    char data[];
+} path_block;
+
+static char *walker_path(walker *w, size_t n)
+{
+    path_block *b = w->paths;
+    if (!b || b->cap - b->used < n) {
+        size_t cap = n > PATH_BLOCK ? n : PATH_BLOCK;
+        if (!(b = malloc(sizeof(*b) + cap)))
+            return NULL;
+        b->next = w->paths;
+        b->used = 0;
+        b->cap = cap;
+        w->paths = b;
+    }
+    char *p = b->data + b->used;
+    b->used += n;
+    return p;
+}
+
+/* Give back the latest path when nothing came after it (an entry the walk skips). */
+static void walker_unpath(walker *w, char *p, size_t n)
+{
+    path_block *b = w->paths;
+    if (b && p + n == b->data + b->used)
+        b->used -= n;
+}
+
 static void walker_free(walker *w)
 {
-    for (size_t i = 0; i < w->n; i++) {
-        free(w->v[i].rel);
+    for (size_t i = 0; i < w->n; i++)
         free(w->v[i].link);
+    while (w->paths) {
+        path_block *next = w->paths->next;
+        free(w->paths);
+        w->paths = next;
     }
     free(w->v);
     w->v = NULL;
@@ -335,7 +374,8 @@ static int walk_dir(walker *w, int dfd, const char *prefix, bool in_r2, unsigned
         const char *name = e->name;
         unsigned char dtype = e->dtype;
         size_t nlen = strlen(name);
-        char *rel = malloc(plen + sep + nlen + 1);
+        size_t rlen = plen + sep + nlen + 1;
+        char *rel = walker_path(w, rlen);
         if (!rel) {
             rc = sx_err(SYSEXT_ENOMEM, "out of memory");
             break;
@@ -347,17 +387,15 @@ static int walk_dir(walker *w, int dfd, const char *prefix, bool in_r2, unsigned
         const sx_seal_rule *r1 = rule_at(w->rs1, e->r1);
         /* Both rule sets carry the same implicit exclusions. */
         if (is_excluded(r2) || is_excluded(r1) || (!in_r2 && !w->rs1)) {
-            free(rel);
+            walker_unpath(w, rel, rlen);
             continue;
         }
         if (dtype == DT_DIR) {
             bool child_r2 = in_r2;
             if (in_r2 && r2 && (r2->flags & SX_RULE_NESTED) && strchr(name, '.')) {
                 walk_item *it;
-                if ((rc = walker_push(w, &it)) < 0) {
-                    free(rel);
+                if ((rc = walker_push(w, &it)) < 0)
                     break;
-                }
                 it->rel = rel;
                 it->type = W_NESTED_DIR;
                 it->r2 = r2;
@@ -374,18 +412,15 @@ static int walk_dir(walker *w, int dfd, const char *prefix, bool in_r2, unsigned
                     rc = walk_dir(w, fd, rel ? rel : w->v[w->n - 1].rel, child_r2, depth + 1);
                 }
             }
-            free(rel);
-            continue;
+            continue; /* a directory's path stays: its entries' paths were taken after it */
         }
         if (!in_r2 && !wanted(r1) && !(dtype == DT_LNK && strcasecmp(name, ".DS_Store") == 0)) {
-            free(rel); /* inside nested code and not in the secondary seal either */
+            walker_unpath(w, rel, rlen); /* inside nested code and not in the secondary seal */
             continue;
         }
         walk_item *it;
-        if ((rc = walker_push(w, &it)) < 0) {
-            free(rel);
+        if ((rc = walker_push(w, &it)) < 0)
             break;
-        }
         it->rel = rel;
         it->name = rel + plen + sep;
         it->r2 = r2;
