@@ -20,6 +20,7 @@
 #include "codesign/requirement.h"
 #include "codesign/seal.h"
 #include "codesign/sign_internal.h"
+#include "codesign/sigwrite.h"
 #include "codesign/phase.h"
 #include "sysext/codesign.h"
 #include "util/fs.h"
@@ -95,80 +96,10 @@ static int hash_whole_file(const char *path, uint8_t type, uint8_t *out, uint64_
     return r;
 }
 
-/* An old file of our own to write over, if `p` is one: a regular file with no other link (a
- * hard-linked copy of the bundle must never change). -1 when not. */
-static int open_spare(const char *p)
-{
-    struct stat st;
-    int fd = open(p, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1)
-        return fd;
-    if (fd >= 0)
-        close(fd);
-    (void)sx_rm_rf(p); /* whatever it is, a fresh file takes its place */
-    return -1;
-}
-
-/* Create `name` in `dir` (our own fresh folder) with `data`; with `over`, write over the file of
- * that name in the recycled folder instead, when it is a spare (see recycle_spare). */
-static int write_component_at(const char *dir, const char *name, const void *data, size_t len,
-                              bool over)
-{
-    _sx_cleanup_free_ char *p = sx_path_join(dir, name);
-    if (!p)
-        return sx_err(SYSEXT_ENOMEM, "out of memory");
-    int fd = over ? open_spare(p) : -1;
-    if (fd >= 0 && ftruncate(fd, (off_t)len) < 0) {
-        int e = errno;
-        close(fd);
-        return sx_err_errno(SYSEXT_EIO, e, "%s", p);
-    }
-    if (fd < 0)
-        fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return sx_err_errno(SYSEXT_EIO, errno, "%s", p);
-    const uint8_t *q = data;
-    size_t left = len;
-    while (left) {
-        ssize_t k = write(fd, q, left);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k < 0) {
-            int e = errno;
-            close(fd);
-            return sx_err_errno(SYSEXT_EIO, e, "%s", p);
-        }
-        q += k;
-        left -= (size_t)k;
-    }
-    /* Start writeback now (block allocation included), so that the fsyncs after the last
-     * component find the data on its way and one journal commit covers every file. */
-    (void)sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
-    if (close(fd) < 0)
-        return sx_err_errno(SYSEXT_EIO, errno, "%s", p);
-    return 0;
-}
-
-/* fsync the written components only after all are written: the first fsync commits one
- * journal transaction holding every file (ext4 data=ordered writes their data with it), so
- * the others and the directory find little left to do, instead of a commit each. */
-static int sync_component(const char *dir, const char *name)
-{
-    _sx_cleanup_free_ char *p = sx_path_join(dir, name);
-    if (!p)
-        return sx_err(SYSEXT_ENOMEM, "out of memory");
-    int fd = open(p, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return sx_err_errno(SYSEXT_EIO, errno, "%s", p);
-    int r = fsync(fd), e = errno;
-    close(fd);
-    return r < 0 ? sx_err_errno(SYSEXT_EIO, e, "fsync %s", p) : 0;
-}
-
 /* CodeResources (megabytes for a large bundle) is written, its writeback started, on a thread
  * of its own while the CodeDirectory and the CMS signature are computed: the disk works while
  * the CPU signs. The thread then removes what is left of the last replaced signature (see
- * recycle_spare). The fsyncs wait until every component is written, so that one journal
+ * sx_sigwrite_recycle). The fsyncs wait until every component is written, so that one journal
  * commit covers them all (a commit per file, each queued behind the last, cost 2-5 ms). */
 typedef struct cr_writer {
     const char *dir;
@@ -183,8 +114,8 @@ typedef struct cr_writer {
 
 static void cr_write(cr_writer *c)
 {
-    c->rc = write_component_at(c->dir, SX_SIGFILE_RESOURCES, c->seal->data, c->seal->len,
-                               c->over);
+    c->rc = sx_sigwrite_component(c->dir, SX_SIGFILE_RESOURCES, c->seal->data, c->seal->len,
+                                  c->over);
     if (c->rc < 0 && !(c->msg = strdup(sx_errmsg())))
         c->rc = SYSEXT_ENOMEM;
     if (c->trash)
@@ -282,55 +213,6 @@ static char *cache_path_for(const char *bundle, const char *cache_dir)
     if (asprintf(&p, "%s/seal-%s.cache", dir, hex) < 0)
         return NULL;
     return p;
-}
-
-/* Replace <contents>/_CodeSignature with `fresh` in one step. Without an old one a plain
- * rename is already atomic. *had_old tells whether `fresh` now holds the old signature, for
- * the caller to remove. */
-static int swap_into_place(const char *fresh, const char *target, bool *had_old)
-{
-    *had_old = false;
-    if (!sx_path_exists(target)) {
-        if (rename(fresh, target) < 0)
-            return sx_err_errno(SYSEXT_EIO, errno, "rename to %s", target);
-        return 0;
-    }
-    if (renameat2(AT_FDCWD, fresh, AT_FDCWD, target, RENAME_EXCHANGE) < 0)
-        return sx_err_errno(SYSEXT_EIO, errno, "swap %s", target);
-    *had_old = true;
-    return 0;
-}
-
-/* An incremental sign keeps the signature it replaced in its cache folder (`trash`), and the
- * next one writes its components over the old one's files: CodeResources is the same size
- * give or take, its pages already in memory and its blocks allocated, where a new file of
- * megabytes would need both and the old one's removal would free both again (about 2 ms each
- * way for 2.6 MB here); the small ones spare an inode and a directory entry made and removed
- * each. Renames the trash folder over the fresh empty folder `dir`; true when it did. */
-static bool recycle_spare(const char *trash, const char *dir)
-{
-    struct stat st;
-    return lstat(trash, &st) == 0 && S_ISDIR(st.st_mode) && rename(trash, dir) == 0;
-}
-
-/* Remove from a recycled folder whatever the new signature did not write. */
-static int prune_spare(const char *dir, const char *const *keep, size_t nkeep)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return sx_err_errno(SYSEXT_EIO, errno, "%s", dir);
-    int r = 0;
-    for (struct dirent *e; r == 0 && (e = readdir(d));) {
-        bool kept = !strcmp(e->d_name, ".") || !strcmp(e->d_name, "..");
-        for (size_t i = 0; i < nkeep && !kept; i++)
-            kept = !strcmp(e->d_name, keep[i]);
-        if (kept)
-            continue;
-        _sx_cleanup_free_ char *p = sx_path_join(dir, e->d_name);
-        r = p ? sx_rm_rf(p) : sx_err(SYSEXT_ENOMEM, "out of memory");
-    }
-    closedir(d);
-    return r;
 }
 
 /* The old signature is removed on a thread while the swap is made durable: unlinking a
@@ -498,7 +380,7 @@ int sx_sign_bundle(const char *path, const sysext_sign_options *o)
     }
     if ((r = sx_mkdtemp_beside(sigdir, &tmpdir)) < 0)
         goto out;
-    recycled = trash && recycle_spare(trash, tmpdir);
+    recycled = trash && sx_sigwrite_recycle(trash, tmpdir);
     if (chmod(tmpdir, 0755) < 0) {
         r = sx_err_errno(SYSEXT_EIO, errno, "chmod %s", tmpdir);
         goto out;
@@ -578,13 +460,14 @@ int sx_sign_bundle(const char *path, const sysext_sign_options *o)
     }
     sx_cs_phase("requirements, CD, CMS");
 
-    if ((r = write_component_at(tmpdir, SX_SIGFILE_CD, cd.data, cd.len, recycled)) < 0 ||
-        (r = write_component_at(tmpdir, SX_SIGFILE_REQS, reqs.data, reqs.len, recycled)) < 0 ||
-        (r = write_component_at(tmpdir, SX_SIGFILE_CMS, cms.data, cms.len, recycled)) < 0)
+    if ((r = sx_sigwrite_component(tmpdir, SX_SIGFILE_CD, cd.data, cd.len, recycled)) < 0 ||
+        (r = sx_sigwrite_component(tmpdir, SX_SIGFILE_REQS, reqs.data, reqs.len, recycled)) <
+            0 ||
+        (r = sx_sigwrite_component(tmpdir, SX_SIGFILE_CMS, cms.data, cms.len, recycled)) < 0)
         goto out;
     if (ents.len &&
-        ((r = write_component_at(tmpdir, SX_SIGFILE_ENTS, ents.data, ents.len, recycled)) < 0 ||
-         (r = write_component_at(tmpdir, SX_SIGFILE_ENTS_DER, ents_der.data, ents_der.len,
+        ((r = sx_sigwrite_component(tmpdir, SX_SIGFILE_ENTS, ents.data, ents.len, recycled)) < 0 ||
+         (r = sx_sigwrite_component(tmpdir, SX_SIGFILE_ENTS_DER, ents_der.data, ents_der.len,
                                  recycled)) < 0))
         goto out;
     if ((r = cr_write_finish(&crw, 0)) < 0)
@@ -592,20 +475,20 @@ int sx_sign_bundle(const char *path, const sysext_sign_options *o)
     static const char *const components[] = {SX_SIGFILE_RESOURCES, SX_SIGFILE_CD,
                                              SX_SIGFILE_REQS,      SX_SIGFILE_CMS,
                                              SX_SIGFILE_ENTS,      SX_SIGFILE_ENTS_DER};
-    if (recycled && (r = prune_spare(tmpdir, components, ents.len ? 6 : 4)) < 0)
+    if (recycled && (r = sx_sigwrite_prune(tmpdir, components, ents.len ? 6 : 4)) < 0)
         goto out;
     sx_cs_phase("write components");
-    if ((r = sync_component(tmpdir, SX_SIGFILE_RESOURCES)) < 0 ||
-        (r = sync_component(tmpdir, SX_SIGFILE_CD)) < 0 ||
-        (r = sync_component(tmpdir, SX_SIGFILE_REQS)) < 0 ||
-        (r = sync_component(tmpdir, SX_SIGFILE_CMS)) < 0)
+    if ((r = sx_sigwrite_sync(tmpdir, SX_SIGFILE_RESOURCES)) < 0 ||
+        (r = sx_sigwrite_sync(tmpdir, SX_SIGFILE_CD)) < 0 ||
+        (r = sx_sigwrite_sync(tmpdir, SX_SIGFILE_REQS)) < 0 ||
+        (r = sx_sigwrite_sync(tmpdir, SX_SIGFILE_CMS)) < 0)
         goto out;
-    if (ents.len && ((r = sync_component(tmpdir, SX_SIGFILE_ENTS)) < 0 ||
-                     (r = sync_component(tmpdir, SX_SIGFILE_ENTS_DER)) < 0))
+    if (ents.len && ((r = sx_sigwrite_sync(tmpdir, SX_SIGFILE_ENTS)) < 0 ||
+                     (r = sx_sigwrite_sync(tmpdir, SX_SIGFILE_ENTS_DER)) < 0))
         goto out;
     sx_cs_phase("sync components");
     bool had_old = false;
-    if ((r = sx_fsync_dir(tmpdir)) < 0 || (r = swap_into_place(tmpdir, sigdir, &had_old)) < 0)
+    if ((r = sx_fsync_dir(tmpdir)) < 0 || (r = sx_sigwrite_swap(tmpdir, sigdir, &had_old)) < 0)
         goto out;
     /* `tmpdir` now holds the old signature. Removing it costs about 2 ms for a CodeResources
      * of megabytes (its pages and blocks are freed): an incremental sign moves it out of the
