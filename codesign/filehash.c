@@ -770,17 +770,25 @@ int sx_hash_jobs_run_prefetched(sx_hash_job *jobs, size_t n, unsigned threads,
         cache_free(&cache);
         return sx_err(SYSEXT_ENOMEM, "out of memory");
     }
+    /* Files whose identity the caller knows and the cache has are settled here, on the
+     * calling thread, before any worker starts: after a re-sign's stat-ahead that is nearly
+     * all of them, and a worker per core for the few left would only compete with the
+     * caller's other threads. */
     bool sizes = false;
+    size_t left = 0;
     for (size_t i = 0; i < n; i++) {
-        p.order[i] = i;
-        jobs[i].rc = 0;
-        sizes = sizes || (jobs[i].size && !jobs[i].stat_known);
+        sx_hash_job *j = &jobs[i];
+        j->rc = 0;
+        if (p.cache && j->rel && j->stat_known && cache_hit(&p, j, p.hints ? j->cache_rec : NULL))
+            continue;
+        p.order[left++] = i;
+        sizes = sizes || (j->size && !j->stat_known);
     }
+    p.n = left;
     /* Largest first when the caller knows sizes: the pool finishes evenly. (The seal's walk
-     * does not stat, so its jobs run in walk order; sizes from the stat-ahead belong to
-     * files that are mostly cache hits, not worth a sort.) */
+     * does not stat, so its jobs run in walk order.) */
     if (sizes)
-        qsort_r(p.order, n, sizeof(*p.order), size_desc, jobs);
+        qsort_r(p.order, left, sizeof(*p.order), size_desc, jobs);
 
     if (threads == 0) {
         long c = sysconf(_SC_NPROCESSORS_ONLN);
@@ -788,16 +796,17 @@ int sx_hash_jobs_run_prefetched(sx_hash_job *jobs, size_t n, unsigned threads,
     }
     if (threads > 64)
         threads = 64;
-    if (threads > n)
-        threads = n ? (unsigned)n : 1;
+    if (threads > left)
+        threads = left ? (unsigned)left : 1;
     pthread_t tids[64];
     unsigned started = 0;
-    for (unsigned t = 1; t < threads; t++) {
+    for (unsigned t = 1; t < threads && left; t++) {
         if (pthread_create(&tids[started], NULL, worker, &p) != 0)
             break;
         started++;
     }
-    worker(&p);
+    if (left)
+        worker(&p);
     for (unsigned t = 0; t < started; t++)
         pthread_join(tids[t], NULL);
 
