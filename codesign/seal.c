@@ -6,6 +6,7 @@
 #include "codesign/seal_internal.h"
 #include "codesign/phase.h"
 #include "codesign/seal_tree.h"
+#include "codesign/trailing_digest.h"
 #include "util/fs.h"
 #include "util/hex.h"
 
@@ -639,6 +640,46 @@ static void *cleanup_main(void *arg)
     return NULL;
 }
 
+/* Let the digest thread hash what is written, every 64 KiB. */
+static void xml_publish(sx_trailing_digest *d, const sx_buf *b, size_t *published)
+{
+    if (d && b->len - *published >= 65536) {
+        *published = b->len;
+        sx_trailing_digest_publish(d, b->len);
+    }
+}
+
+static int bound_add(size_t *total, size_t text, size_t fixed)
+{
+    size_t x;
+    if (SX_MUL_OVERFLOW(text, (size_t)5, &x) || SX_ADD_OVERFLOW(x, fixed, &x) ||
+        SX_ADD_OVERFLOW(*total, x, total))
+        return sx_err(SYSEXT_ELIMIT, "seal: too many entries");
+    return 0;
+}
+
+/* The most XML the entries can make: each element reserves at most five bytes per character
+ * of its text and 60 besides (seal_xml.c); an entry has at most ten elements. */
+static int xml_bound(const build_entry *e1, size_t n1, const build_entry *e2, size_t n2,
+                     size_t fixed, size_t *out)
+{
+    size_t total = fixed;
+    int rc = bound_add(&total, 0, 1024);
+    for (size_t i = 0; i < n1 && rc == 0; i++)
+        rc = bound_add(&total, strlen(e1[i].item->rel), 600);
+    for (size_t i = 0; i < n2 && rc == 0; i++) {
+        const build_entry *b = &e2[i];
+        size_t text = strlen(b->item->rel);
+        if (b->kind == SX_SEAL_SYMLINK && b->item->link)
+            text += strlen(b->item->link);
+        if (b->kind == SX_SEAL_NESTED && b->nested.requirement)
+            text += strlen(b->nested.requirement);
+        rc = bound_add(&total, text, 600);
+    }
+    *out = total;
+    return rc;
+}
+
 int sx_seal_build(const sx_seal_options *o, sx_buf *xml_out)
 {
     SX_ASSERT_ARG(o);
@@ -655,6 +696,7 @@ int sx_seal_build(const sx_seal_options *o, sx_buf *xml_out)
     sx_hash_stats hs = {0};
     sx_hash_prefetch *pf = NULL;
     tree_snap *snap = NULL;
+    sx_trailing_digest *digest = NULL;
     int rc = 0;
     unsigned digests = o->digests ? o->digests : SX_SEAL_DIGEST(SX_HASH_SHA256);
     bool want1 = digests & SX_SEAL_DIGEST(SX_HASH_SHA1);
@@ -835,19 +877,26 @@ int sx_seal_build(const sx_seal_options *o, sx_buf *xml_out)
         goto out;
     }
     size_t head = (size_t)(split - xml) + sizeof(root_open) - 1, per = 0;
-    /* About 200 bytes of XML per entry besides its path: one allocation in the common case. */
-    if (SX_MUL_OVERFLOW(n1 + n2, (size_t)256, &per) || SX_ADD_OVERFLOW(per, (size_t)xml_len, &per)) {
-        rc = sx_err(SYSEXT_ELIMIT, "seal: too many entries");
+    /* Reserved once for the most any entry can take (every character escaped, every element
+     * at its longest: seal_xml.c), so the buffer never moves while it is written: its digest
+     * is computed behind the writer. Pages reserved and never written cost nothing. */
+    if ((rc = xml_bound(e1, n1, e2, n2, (size_t)xml_len, &per)) < 0)
         goto out;
-    }
     sx_buf_free(xml_out);
-    if ((rc = sx_buf_reserve(xml_out, per)) < 0 || (rc = sx_buf_append(xml_out, xml, head)) < 0 ||
+    sx_buf_init(xml_out, per); /* a ceiling: past it an append fails, it never moves */
+    if ((rc = sx_buf_reserve(xml_out, per)) < 0)
+        goto out;
+    size_t published = 0;
+    if (o->digest_out)
+        digest = sx_trailing_digest_start(xml_out->data);
+    if ((rc = sx_buf_append(xml_out, xml, head)) < 0 ||
         (rc = sx_xml_key(xml_out, 1, "files")) < 0 ||
         (rc = sx_xml_tag(xml_out, 1, n1 ? "<dict>" : "<dict/>")) < 0)
         goto out;
     for (size_t i = 0; i < n1 && rc == 0; i++) {
         const build_entry *b = &e1[i];
         const sx_hash_job *j = &jobs[b->job];
+        xml_publish(digest, xml_out, &published);
         if ((rc = sx_xml_key(xml_out, 2, b->item->rel)) < 0)
             break;
         if (b->item->r1->flags == 0) {
@@ -868,6 +917,7 @@ int sx_seal_build(const sx_seal_options *o, sx_buf *xml_out)
     for (size_t i = 0; i < n2 && rc == 0; i++) {
         const build_entry *b = &e2[i];
         bool empty = b->kind == SX_SEAL_FILE && !want1 && !want256 && !b->optional;
+        xml_publish(digest, xml_out, &published);
         if ((rc = sx_xml_key(xml_out, 2, b->item->rel)) < 0 ||
             (rc = sx_xml_tag(xml_out, 2, empty ? "<dict/>" : "<dict>")) < 0)
             break;
@@ -906,6 +956,17 @@ int sx_seal_build(const sx_seal_options *o, sx_buf *xml_out)
         (rc = sx_buf_append(xml_out, xml + head, xml_len - head)) < 0)
         goto out;
     sx_cs_phase("seal: xml");
+    xml_out->max = 0;
+    if (o->digest_out) {
+        if (digest)
+            rc = sx_trailing_digest_finish(digest, xml_out->len, o->digest_out);
+        else
+            rc = sx_hash(SX_HASH_SHA256, xml_out->data, xml_out->len, o->digest_out);
+        digest = NULL;
+        if (rc < 0)
+            goto out;
+    }
+    sx_cs_phase("seal: digest");
     /* Saved now, and a failure reported, unless the caller lets the cleanup save them while
      * it signs and syncs. */
     if (!o->defer_cleanup && (rc = sx_hash_prefetch_finish(pf)) < 0)
@@ -921,6 +982,8 @@ int sx_seal_build(const sx_seal_options *o, sx_buf *xml_out)
         o->stats->dirs_listed = w.ndirs - w.replayed;
     }
 out:;
+    if (digest) /* left early: wait for the thread, drop its digest */
+        (void)sx_trailing_digest_finish(digest, xml_out->len, (uint8_t[32]){0});
     if (rc < 0 && snap)
         snap->save_pending = false;
     if (rc < 0 && pf)

@@ -68,6 +68,9 @@ typedef struct sx_seal_options {
      * earlier. */
     void (*checked)(void *arg);
     void *checked_arg;
+    /* Build only, optional: receives the SHA-256 of the XML, computed on a thread while the
+     * XML is written (the CodeDirectory's CodeResources slot). */
+    uint8_t *digest_out;
 } sx_seal_options;
 
 typedef struct sx_seal_cleanup sx_seal_cleanup;

@@ -346,6 +346,7 @@ int sx_sign_bundle(const char *path, const sysext_sign_options *o)
         goto out;
     }
     sx_cs_phase("entitlements, cache path");
+    uint8_t h_res[32]; /* CodeResources' digest, from the seal build */
     sx_seal_options so = {
         .bundle_path = b->path,
         .flat = b->flat,
@@ -356,6 +357,7 @@ int sx_sign_bundle(const char *path, const sysext_sign_options *o)
         .defer_cleanup = &seal_cleanup,
         .checked = o->adhoc ? NULL : id_load_start_cb,
         .checked_arg = &idl,
+        .digest_out = h_res,
     };
     r = sx_seal_build(&so, &seal);
     sx_cs_phase(NULL);
@@ -391,12 +393,11 @@ int sx_sign_bundle(const char *path, const sysext_sign_options *o)
 
     /* Special slots and the single code page, all SHA-256 (what codesign writes for new code
      * on platforms without a legacy floor, DriverKit included). */
-    uint8_t h_info[32], h_reqs[32], h_res[32], h_ents[32], h_der[32], h_code[32];
+    uint8_t h_info[32], h_reqs[32], h_ents[32], h_der[32], h_code[32];
     size_t info_len;
     uint64_t exe_size = 0;
     if ((r = sx_read_file(b->info_path, SX_INFO_PLIST_MAX, &info, &info_len)) < 0 ||
         (r = sx_hash(SX_HASH_SHA256, info, info_len, h_info)) < 0 ||
-        (r = sx_hash(SX_HASH_SHA256, seal.data, seal.len, h_res)) < 0 ||
         (r = hash_whole_file(b->exe_path, SX_HASH_SHA256, h_code, &exe_size)) < 0)
         goto out;
     if (ents.len && ((r = sx_hash(SX_HASH_SHA256, ents.data, ents.len, h_ents)) < 0 ||
