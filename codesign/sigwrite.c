@@ -74,7 +74,8 @@ static int open_spare(const char *p, uint64_t *size)
 {
     struct stat st;
     int fd = open(p, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
-    if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1) {
+    if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1 &&
+        st.st_uid == geteuid()) {
         *size = (uint64_t)st.st_size;
         return fd;
     }
@@ -124,8 +125,10 @@ int sx_sigwrite_sync(const char *dir, const char *name)
 
 bool sx_sigwrite_recycle(const char *trash, const char *dir)
 {
+    /* Only a folder of our own that nobody else may write to: its files become a signature. */
     struct stat st;
-    return lstat(trash, &st) == 0 && S_ISDIR(st.st_mode) && rename(trash, dir) == 0;
+    return lstat(trash, &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == geteuid() &&
+           !(st.st_mode & (S_IWGRP | S_IWOTH)) && rename(trash, dir) == 0;
 }
 
 int sx_sigwrite_prune(const char *dir, const char *const *keep, size_t nkeep)

@@ -313,6 +313,19 @@ Test(codesign_sign, incremental_resign_recycles_the_replaced_signature)
     sx_fx_dump(&r);
     cr_assert_eq(rc, 0);
     sx_report_free(&r);
+
+    /* A folder someone else may write to (a shared cache folder) is never taken. */
+    find_entry(cache, ".old", trash, sizeof(trash));
+    snprintf(spare, sizeof(spare), "%s/CodeResources", trash);
+    spare_ino = inode_of(spare);
+    cr_assert_eq(chmod(trash, 0777), 0);
+    sx_fx_write("Host.app/Contents/Resources/icon.txt", "fifth\n", 0644);
+    cr_assert_eq(sysext_sign(app, &o), 0, "%s", sx_errmsg());
+    cr_assert_neq(inode_of(cr), spare_ino, "a group- or world-writable spare is not recycled");
+    sx_report_init(&r);
+    rc = sx_fx_verify("Host.app", &r);
+    cr_assert_eq(rc, 0);
+    sx_report_free(&r);
 }
 
 /* The identity loads while the seal is computed: its failure is still the one reported (as when
