@@ -148,6 +148,7 @@ static void inst_clear(sxd_instance *in)
     free(in->category);
     free(in->bundle_id);
     free(in->user_class);
+    free(in->kernel_class);
     free(in->server_name);
     free(in->personality);
     memset(in, 0, sizeof(*in));
@@ -250,6 +251,7 @@ static int add_service_nub(sxd_daemon *d, sxd_instance *in)
     plist_t props = plist_new_dict();
     const char *cls = *in->user_class ? in->user_class : "IOUserService";
     sxd_dict_set_str(props, "IOUserClass", cls);
+    sxd_dict_set_str(props, "IOClass", in->kernel_class);
     sxd_dict_set_str(props, "CFBundleIdentifier", in->bundle_id);
     sxd_dict_set_str(props, "IOUserServerName", in->server_name);
     sxd_dict_set_str(props, "IOPersonalityName", in->personality);
@@ -402,11 +404,12 @@ static int start_one(sxd_daemon *d, const change *ch)
     in->category = strdup(ch->category);
     in->bundle_id = strdup(ch->bundle_id);
     in->user_class = strdup(pstr(p->dict, "IOUserClass"));
+    in->kernel_class = strdup(*pstr(p->dict, "IOClass") ? pstr(p->dict, "IOClass") : "IOUserService");
     in->server_name = strdup(pstr(p->dict, "IOUserServerName"));
     in->personality = strdup(ch->personality);
     snprintf(in->state, sizeof(in->state), "%s", SXD_DRV_STARTING);
     if (!in->category || !in->bundle_id || !in->user_class || !in->server_name ||
-        !in->personality) {
+        !in->personality || !in->kernel_class) {
         inst_clear(in);
         return sx_err(SYSEXT_ENOMEM, "out of memory");
     }
@@ -630,14 +633,50 @@ static bool props_match(plist_t want, plist_t have)
     return ok;
 }
 
+/* The superclasses of the kernel classes a DriverKit service is published as (the
+ * personality's IOClass); any other class derives from IOService directly. */
+static const struct {
+    const char *cls, *super;
+} kernel_supers[] = {
+    {"IOUserService", "IOService"},
+    {"IOUserHIDEventService", "IOHIDEventService"},
+    {"IOHIDEventService", "IOService"},
+    {"IOUserHIDDevice", "IOHIDDevice"},
+    {"IOHIDDevice", "IOService"},
+    {"IOUserSerial", "IOSerialStreamSync"},
+    {"IOSerialStreamSync", "IOService"},
+};
+
+/* IOKit matches a class name against an object's whole class chain (IOServiceMatching
+ * ("IOService") finds every service): a driver service is its user class (the dext's own),
+ * and its kernel class with that class's ancestors. */
+static bool is_kind_of(plist_t v, const sx_nub *n)
+{
+    if (class_matches(v, n->class_name))
+        return true;
+    const char *k = sxd_dict_str(n->props, "IOClass");
+    for (int depth = 0; k && depth < 16; depth++) {
+        if (class_matches(v, k))
+            return true;
+        if (!strcmp(k, "IOService"))
+            return false;
+        const char *super = "IOService";
+        for (size_t i = 0; i < SX_ARRAY_SIZE(kernel_supers); i++)
+            if (!strcmp(kernel_supers[i].cls, k))
+                super = kernel_supers[i].super;
+        k = super;
+    }
+    return false;
+}
+
 static bool service_matches(const sx_nub *n, plist_t m)
 {
-    const char *cls = n->class_name;
     plist_t v;
-    if ((v = plist_dict_get_item(m, "IOProviderClass")) && !class_matches(v, cls))
+    if ((v = plist_dict_get_item(m, "IOProviderClass")) && !is_kind_of(v, n))
         return false;
-    if ((v = plist_dict_get_item(m, "IOClass")) && !class_matches(v, cls))
+    if ((v = plist_dict_get_item(m, "IOClass")) && !is_kind_of(v, n))
         return false;
+    const char *cls = n->class_name;
     if ((v = plist_dict_get_item(m, "IOUserClass")) && !class_matches(v, cls))
         return false;
     if (!name_matches(plist_dict_get_item(m, "IONameMatch"), n->name))

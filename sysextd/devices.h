@@ -26,6 +26,7 @@ typedef struct sxd_instance {
     uint64_t provider_id; /* the nub it was started on */
     uint64_t service_id;  /* its driver service nub, 0 while not running */
     char *category, *bundle_id, *user_class, *server_name, *personality;
+    char *kernel_class; /* the personality's IOClass (IOUserService when it names none) */
     char state[16];
 } sxd_instance;
 

@@ -130,6 +130,14 @@ Test(services, user_resources_driver_starts_gets_a_service_nub_and_is_found)
     free(ids);
     cr_assert_eq(match_ids("IOProviderClass", "BDriver", &ids), 0);
     cr_assert_null(ids);
+    /* A class name matches the whole chain: the kernel class and its ancestors. */
+    cr_assert_eq(match_ids("IOProviderClass", "IOService", &ids), 1);
+    cr_assert_eq(ids[0], svc->id);
+    free(ids);
+    cr_assert_eq(match_ids("IOClass", "IOUserService", &ids), 1);
+    free(ids);
+    cr_assert_eq(match_ids("IOProviderClass", "IOUSBHostInterface", &ids), 0);
+    cr_assert_eq(match_ids("IOUserClass", "IOService", &ids), 0, "IOUserClass is the dext's own");
     cr_assert_eq(match_ids("CFBundleIdentifier", "com.example.b", &ids), 0);
     plist_t m = plist_new_dict();
     plist_t pm = plist_new_dict();
