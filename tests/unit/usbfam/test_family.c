@@ -255,10 +255,19 @@ Test(usbfam, sensor_driver_reads_monotonic_samples_and_sets_the_rate)
     cr_assert(wait_samples(d, have + 100, 5000));
     cr_assert_lt(vusb_now_ms() - t0, 900, "rate change took effect");
 
-    /* back to 1 Hz so the armed read is surely pending when the driver stops */
+    /* Back to 1 Hz so the armed read is surely pending when the driver stops. Samples sent
+     * at 1000 Hz may still be arriving: wait until one comes after a gap of half a second,
+     * then the next is about a second away (stopping right after a fast sample raced with
+     * its completion, and the read finished before it could be aborted). */
     cr_assert_eq(IOUSBHostInterface_DeviceRequest(at.intf, 0x40, 1, 1, 0, 0, NULL, &n, 2000), kIOReturnSuccess);
-    have = samples(d);
-    cr_assert(wait_samples(d, have + 1, 3000));
+    bool slow = false;
+    for (int tries = 0; tries < 6 && !slow; tries++) {
+        have = samples(d);
+        uint64_t t = vusb_now_ms();
+        cr_assert(wait_samples(d, have + 1, 3000));
+        slow = vusb_now_ms() - t >= 500;
+    }
+    cr_assert(slow, "the rate never went down to 1 Hz");
     stop_driver(d);
     cr_assert_eq(d->aborted, 1, "the armed read completes with kIOReturnAborted");
     cr_assert_eq(d->other, 0, "unexpected status %s", IOReturn_Name(d->lastOther));
