@@ -21,11 +21,6 @@
 #define WHAT (path ? path : job_path(j))
 #define CACHE_MAX_BYTES ((size_t)512 << 20)
 #define CACHE_MAX_PATH 4096u
-/* A file modified within this window before the hashing started could be modified again
- * within the file system's timestamp granularity without its stat changing: not cached. */
-#define RACY_WINDOW_NS 2000000000ull
-
-#define ts_ns sx_timespec_ns
 
 /* Hash an open file into whichever digests are wanted; `buf` holds READ_CHUNK bytes. */
 /* `expect` is the size fstat reported (UINT64_MAX: unknown): once that much is read the
@@ -342,7 +337,7 @@ static int cache_save(const char *path, const sx_hash_job *jobs, size_t n, uint6
         /* Racily clean: a write right after our read, within the file system's timestamp
          * granularity, could leave the stat data as it is. Any later write moves the mtime
          * to "now", away from an older one. */
-        if (j->mtime_ns + RACY_WINDOW_NS > start_ns)
+        if (j->mtime_ns + SX_CACHE_RACY_WINDOW_NS > start_ns)
             continue;
         uint8_t flags = (uint8_t)((j->have_sha1 ? CF_SHA1 : 0) | (j->have_sha256 ? CF_SHA256 : 0));
         /* The fixed part of a record after the path: 5 x u64be, flags, SHA-1, SHA-256. */
@@ -424,17 +419,15 @@ static void set_identity(sx_hash_job *j, const struct stat *st)
 {
     j->dev = (uint64_t)st->st_dev;
     j->ino = (uint64_t)st->st_ino;
-    j->mtime_ns = ts_ns(st->st_mtim);
-    j->ctime_ns = ts_ns(st->st_ctim);
+    j->mtime_ns = sx_timespec_ns(st->st_mtim);
+    j->ctime_ns = sx_timespec_ns(st->st_ctim);
     j->size = (uint64_t)st->st_size;
 }
 
 static void run_job(pool *p, sx_hash_job *j, uint8_t *buf)
 {
     struct stat st, st2;
-    /* The caller's lstat is enough to look the file up: a hit costs no open at all. */
-    if (p->cache && j->rel && j->stat_known && cache_hit(p, j, p->hints ? j->cache_rec : NULL))
-        return;
+    /* Jobs whose identity the caller knew were looked up before the pool started. */
     const cache_rec *rec = NULL;
     /* A file the cache knows: one fstatat by name decides, again without an open. */
     if (p->cache && j->rel && !j->stat_known && j->has_dirfd &&
@@ -455,11 +448,7 @@ static void run_job(pool *p, sx_hash_job *j, uint8_t *buf)
         job_fail(j, fd);
         return;
     }
-    j->dev = (uint64_t)st.st_dev;
-    j->ino = (uint64_t)st.st_ino;
-    j->mtime_ns = ts_ns(st.st_mtim);
-    j->ctime_ns = ts_ns(st.st_ctim);
-    j->size = (uint64_t)st.st_size;
+    set_identity(j, &st);
     if (p->cache && j->rel && !j->stat_known && cache_hit(p, j, rec)) {
         close(fd);
         return;
@@ -471,8 +460,8 @@ static void run_job(pool *p, sx_hash_job *j, uint8_t *buf)
         j->have_sha1 = j->want_sha1;
         j->have_sha256 = j->want_sha256;
         /* Changed while we read it: the digests are fine for this run, but not cacheable. */
-        if (p->cache && (fstat(fd, &st2) < 0 || ts_ns(st2.st_mtim) != j->mtime_ns ||
-                         ts_ns(st2.st_ctim) != j->ctime_ns || size != j->size))
+        if (p->cache && (fstat(fd, &st2) < 0 || sx_timespec_ns(st2.st_mtim) != j->mtime_ns ||
+                         sx_timespec_ns(st2.st_ctim) != j->ctime_ns || size != j->size))
             j->dev = 0;
         j->size = size;
         __atomic_fetch_add(&p->hashed, 1, __ATOMIC_RELAXED);
@@ -581,8 +570,8 @@ static void sa_stat_one(const sx_hash_prefetch *pf, sa_rec *r, size_t *hint)
         fstatat(r->dirfd, r->name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode)) {
         r->dev = (uint64_t)st.st_dev;
         r->ino = (uint64_t)st.st_ino;
-        r->mtime_ns = ts_ns(st.st_mtim);
-        r->ctime_ns = ts_ns(st.st_ctim);
+        r->mtime_ns = sx_timespec_ns(st.st_mtim);
+        r->ctime_ns = sx_timespec_ns(st.st_ctim);
         r->size = (uint64_t)st.st_size;
         r->state = SA_REGULAR;
     }
@@ -752,7 +741,7 @@ int sx_hash_jobs_run_prefetched(sx_hash_job *jobs, size_t n, unsigned threads,
 {
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
-    uint64_t start_ns = ts_ns(now);
+    uint64_t start_ns = sx_timespec_ns(now);
     hash_cache cache = {NULL, 0, NULL};
     pool p;
     memset(&p, 0, sizeof(p));

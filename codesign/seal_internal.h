@@ -179,6 +179,10 @@ int sx_xml_tag(sx_buf *b, unsigned depth, const char *tag); /* "<dict>", "</dict
 int sx_hash_cache_parse_check(const uint8_t *data, size_t len, bool checksum, size_t *records);
 
 /* Cache file format, exposed for tests. */
+/* A file or directory changed within this window before it was read could change again within
+ * the file system's timestamp granularity (2 s on FAT) without its stat changing: the
+ * incremental caches (hash cache, walk snapshot) do not record it. */
+#define SX_CACHE_RACY_WINDOW_NS 2000000000ull
 #define SX_HASH_CACHE_MAGIC "SXSEALC\n"
 #define SX_HASH_CACHE_VERSION 1u
 

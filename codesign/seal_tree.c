@@ -8,6 +8,7 @@
 #include "util/common.h"
 #include "codesign/seal_tree.h"
 #include "codesign/hash.h"
+#include "codesign/seal_internal.h"
 #include "util/buf.h"
 #include "util/fs.h"
 #include "util/reader.h"
@@ -19,8 +20,6 @@
 #define TREE_MAX_BYTES ((size_t)256 << 20)
 #define TREE_MAX_NAME 4096u
 #define NONE32 0xffffffffu
-/* As for the hash cache: within this window a change may not move a timestamp. */
-#define RACY_WINDOW_NS 2000000000ull
 
 struct sx_seal_tree {
     uint8_t *data;         /* the file; every loaded string points into it */
@@ -275,7 +274,7 @@ static int put_u64(sx_buf *b, uint64_t v)
  * mtime still moves it). */
 static bool racy(const sx_tree_dir *d, uint64_t start_ns)
 {
-    return d->mtime_ns + RACY_WINDOW_NS > start_ns;
+    return d->mtime_ns + SX_CACHE_RACY_WINDOW_NS > start_ns;
 }
 
 int sx_seal_tree_save(const char *path, const char *key, const sx_tree_dir *const *v, size_t n,
