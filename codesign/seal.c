@@ -593,14 +593,13 @@ static char *snap_key(bool flat, const sx_seal_rules *rs2, const sx_seal_rules *
     return hex;
 }
 
-/* seal-X.cache -> seal-X.tree */
-static char *snap_path(const char *cache_path)
+char *sx_seal_cache_sibling(const char *cache_path, const char *suffix)
 {
     size_t len = strlen(cache_path), keep = len;
     if (len >= 6 && !strcmp(cache_path + len - 6, ".cache"))
         keep = len - 6;
     char *p = NULL;
-    if (asprintf(&p, "%.*s.tree", (int)keep, cache_path) < 0)
+    if (keep > INT_MAX || asprintf(&p, "%.*s%s", (int)keep, cache_path, suffix) < 0)
         return NULL;
     return p;
 }
@@ -731,7 +730,7 @@ int sx_seal_build(const sx_seal_options *o, sx_buf *xml_out)
     w.pf = pf;
     if (o->cache_path) {
         struct timespec now;
-        if (!(snap = calloc(1, sizeof(*snap))) || !(snap->path = snap_path(o->cache_path)) ||
+        if (!(snap = calloc(1, sizeof(*snap))) || !(snap->path = sx_seal_cache_sibling(o->cache_path, ".tree")) ||
             !(snap->key = snap_key(o->flat, &rs2, &rs1))) {
             rc = sx_err(SYSEXT_ENOMEM, "out of memory");
             goto out;

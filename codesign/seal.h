@@ -80,6 +80,10 @@ void sx_seal_cleanup_wait(sx_seal_cleanup *c);
 /* Compute the seal and return the CodeResources XML bytes (Apple's layout: sorted keys,
  * tabs). Fails naming the file on I/O errors. */
 int sx_seal_build(const sx_seal_options *o, sx_buf *xml_out);
+/* A file beside an incremental build's hash cache: seal-X.cache -> seal-X<suffix> (".tree",
+ * the walk snapshot; ".old", the replaced signature sign keeps). Newly allocated; NULL when
+ * out of memory. */
+char *sx_seal_cache_sibling(const char *cache_path, const char *suffix);
 
 /* Check the files under the bundle against a CodeResources plist: every sealed file present
  * and unmodified (hash2, else hash), symlinks equal, nested code satisfying its recorded

@@ -340,8 +340,7 @@ int sx_sign_bundle(const char *path, const sysext_sign_options *o)
     while (*exe_rel == '/')
         exe_rel++;
     if (o->incremental && (!(cache = cache_path_for(path, o->cache_dir)) ||
-                           asprintf(&trash, "%.*s.old", (int)(strlen(cache) - 6), cache) < 0)) {
-        trash = NULL;
+                           !(trash = sx_seal_cache_sibling(cache, ".old")))) {
         r = sx_err(SYSEXT_EIO, "%s: cannot set up the incremental hash cache", path);
         goto out;
     }
