@@ -261,14 +261,6 @@ static int put_str(sx_buf *b, const char *s)
     return sx_buf_append(b, s, len + 1);
 }
 
-static int put_u64(sx_buf *b, uint64_t v)
-{
-    uint8_t x[8];
-    for (int q = 0; q < 8; q++)
-        x[q] = (uint8_t)(v >> (56 - 8 * q));
-    return sx_buf_append(b, x, 8);
-}
-
 /* Every change to a directory sets its mtime to the current time, so only a recent mtime can
  * hide a change made just after the listing (the ctime is compared, not judged: a restored
  * mtime still moves it). */
@@ -298,19 +290,16 @@ int sx_seal_tree_save(const char *path, const char *key, const sx_tree_dir *cons
         const sx_tree_dir *d = v[i];
         if (racy(d, start_ns) || d->n > UINT32_MAX || count == UINT32_MAX)
             continue;
-        if ((rc = put_str(&b, d->rel)) < 0 || (rc = put_u64(&b, d->dev)) < 0 ||
-            (rc = put_u64(&b, d->ino)) < 0 || (rc = put_u64(&b, d->mtime_ns)) < 0 ||
-            (rc = put_u64(&b, d->ctime_ns)) < 0 || (rc = sx_buf_put_u32be(&b, (uint32_t)d->n)) < 0)
+        if ((rc = put_str(&b, d->rel)) < 0 || (rc = sx_buf_put_u64be(&b, d->dev)) < 0 ||
+            (rc = sx_buf_put_u64be(&b, d->ino)) < 0 || (rc = sx_buf_put_u64be(&b, d->mtime_ns)) < 0 ||
+            (rc = sx_buf_put_u64be(&b, d->ctime_ns)) < 0 || (rc = sx_buf_put_u32be(&b, (uint32_t)d->n)) < 0)
             break;
         for (size_t k = 0; k < d->n && rc == 0; k++) {
             const sx_tree_ent *e = &d->e[k];
-            uint8_t fixed[9];
-            fixed[0] = e->dtype;
-            for (int q = 0; q < 4; q++) {
-                fixed[1 + q] = (uint8_t)((uint32_t)e->r2 >> (24 - 8 * q));
-                fixed[5 + q] = (uint8_t)((uint32_t)e->r1 >> (24 - 8 * q));
-            }
-            if ((rc = put_str(&b, e->name)) < 0 || (rc = sx_buf_append(&b, fixed, 9)) < 0)
+            /* A rule index of -1 (none) becomes 0xffffffff. */
+            if ((rc = put_str(&b, e->name)) < 0 || (rc = sx_buf_append(&b, &e->dtype, 1)) < 0 ||
+                (rc = sx_buf_put_u32be(&b, (uint32_t)e->r2)) < 0 ||
+                (rc = sx_buf_put_u32be(&b, (uint32_t)e->r1)) < 0)
                 break;
             rc = e->link ? put_str(&b, e->link) : sx_buf_put_u32be(&b, NONE32);
         }
